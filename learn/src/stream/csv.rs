@@ -1,0 +1,477 @@
+//! CSV and gzipped CSV reader.
+//!
+//! The first line is a header. The class column is named by
+//! [`OpenOptions::target`](super::OpenOptions) or is the last column. A
+//! column is nominal when it is declared so, or when most of its non-missing
+//! values in the first [`DETECT_ROWS`] data rows do not parse as numbers;
+//! nominal values are indexed in the order they appear. A value that is not
+//! a number in a numeric column makes its row bad ([`StreamError::Parse`]
+//! with the line number); the stream goes on with the next row. Empty, `?`, `NA` and `NaN`
+//! fields are missing (NaN). Fields may be quoted (`"a, b"`, `""` for a
+//! quote), but a quoted field may not span lines. The delimiter is `,`, or
+//! `;` / tab when the header holds no comma.
+//!
+//! The file is read line by line; only the first [`DETECT_ROWS`] rows are
+//! held at once, for type detection.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::BufRead;
+
+use super::{is_missing, open_reader, OpenOptions, Stream, StreamError};
+use crate::schema::{Feature, FeatureKind, Sample, Schema};
+
+/// Rows read ahead to decide which columns are nominal.
+pub const DETECT_ROWS: usize = 1000;
+
+/// A CSV file as a stream of samples.
+pub struct CsvStream {
+    path: String,
+    reader: Box<dyn BufRead + Send>,
+    delimiter: u8,
+    schema: Schema,
+    n_cols: usize,
+    target_col: usize,
+    /// Per column: index into `schema.features`, or `usize::MAX` for the class.
+    feature_of_col: Vec<usize>,
+    /// Per feature: value → index, for nominal features only.
+    nominal_index: Vec<Option<HashMap<String, usize>>>,
+    class_index: HashMap<String, usize>,
+    /// Rows read during type detection, with their line numbers.
+    ahead: VecDeque<(u64, String)>,
+    line_no: u64,
+    raw: Vec<u8>,
+    scratch: String,
+    bounds: Vec<(usize, usize)>,
+}
+
+impl CsvStream {
+    /// Open `path` (gunzipped if it ends in `.gz`), read the header and
+    /// detect column kinds.
+    pub fn open(path: &str, options: &OpenOptions) -> Result<Self, StreamError> {
+        let reader = open_reader(path)?;
+        Self::from_reader(path, reader, options)
+    }
+
+    /// Read CSV from any buffered reader; `path` is only used in messages.
+    pub fn from_reader(
+        path: &str,
+        reader: Box<dyn BufRead + Send>,
+        options: &OpenOptions,
+    ) -> Result<Self, StreamError> {
+        let mut s = CsvStream {
+            path: path.to_string(),
+            reader,
+            delimiter: b',',
+            schema: Schema::default(),
+            n_cols: 0,
+            target_col: 0,
+            feature_of_col: Vec::new(),
+            nominal_index: Vec::new(),
+            class_index: HashMap::new(),
+            ahead: VecDeque::new(),
+            line_no: 0,
+            raw: Vec::new(),
+            scratch: String::new(),
+            bounds: Vec::new(),
+        };
+        let header = loop {
+            match s.read_line()? {
+                None => return Err(s.parse_err(1, "empty file: no header line".into())),
+                Some(l) if l.trim().is_empty() => continue,
+                // Spreadsheet exports often start with a byte-order mark.
+                Some(l) => break l.trim_start_matches('\u{feff}').to_string(),
+            }
+        };
+        if !header.contains(',') {
+            if header.contains(';') {
+                s.delimiter = b';';
+            } else if header.contains('\t') {
+                s.delimiter = b'\t';
+            }
+        }
+        let header_line = s.line_no;
+        split_line(&header, s.delimiter, &mut s.scratch, &mut s.bounds)
+            .map_err(|p| s.parse_err(header_line, p))?;
+        let names: Vec<String> = s
+            .bounds
+            .iter()
+            .map(|&(a, b)| s.scratch[a..b].to_string())
+            .collect();
+        if names.len() < 2 {
+            return Err(s.parse_err(
+                header_line,
+                format!(
+                    "header has {} column(s); need at least one feature and a class",
+                    names.len()
+                ),
+            ));
+        }
+        s.n_cols = names.len();
+        s.target_col = match &options.target {
+            None => names.len() - 1,
+            Some(t) => names.iter().position(|n| n == t).ok_or_else(|| {
+                s.parse_err(
+                    header_line,
+                    format!("no column named `{t}` (columns: {})", names.join(", ")),
+                )
+            })?,
+        };
+        for d in &options.nominal {
+            if !names.contains(d) {
+                return Err(s.parse_err(
+                    header_line,
+                    format!(
+                        "nominal column `{d}` not in header (columns: {})",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+
+        // Read ahead to detect nominal columns.
+        // Per column: non-missing values that parse as numbers, and that don't.
+        let mut numbers = vec![0usize; names.len()];
+        let mut words = vec![0usize; names.len()];
+        while s.ahead.len() < DETECT_ROWS {
+            let Some(line) = s.read_line()? else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            // Malformed rows are kept and reported when they are reached.
+            if split_line(&line, s.delimiter, &mut s.scratch, &mut s.bounds).is_ok()
+                && s.bounds.len() == names.len()
+            {
+                for (c, &(a, b)) in s.bounds.iter().enumerate() {
+                    let f = &s.scratch[a..b];
+                    if !is_missing(f) {
+                        if f.parse::<f64>().is_ok() {
+                            numbers[c] += 1;
+                        } else {
+                            words[c] += 1;
+                        }
+                    }
+                }
+            }
+            s.ahead.push_back((s.line_no, line));
+        }
+
+        s.schema.target = names[s.target_col].clone();
+        for (c, name) in names.iter().enumerate() {
+            if c == s.target_col {
+                s.feature_of_col.push(usize::MAX);
+                continue;
+            }
+            s.feature_of_col.push(s.schema.features.len());
+            // A column is nominal when most of its values are not numbers, so
+            // that one typo in a numeric column is a bad row, not a new kind.
+            if words[c] <= numbers[c] && !options.nominal.contains(name) {
+                s.schema.features.push(Feature::numeric(name.clone()));
+                s.nominal_index.push(None);
+            } else {
+                s.schema
+                    .features
+                    .push(Feature::nominal(name.clone(), Vec::new()));
+                s.nominal_index.push(Some(HashMap::new()));
+            }
+        }
+        Ok(s)
+    }
+
+    fn parse_err(&self, line: u64, problem: String) -> StreamError {
+        StreamError::Parse {
+            path: self.path.clone(),
+            line,
+            problem,
+        }
+    }
+
+    /// Next physical line (without its line ending), or `None` at the end.
+    fn read_line(&mut self) -> Result<Option<String>, StreamError> {
+        self.raw.clear();
+        let n = self
+            .reader
+            .read_until(b'\n', &mut self.raw)
+            .map_err(|source| StreamError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line_no += 1;
+        while matches!(self.raw.last(), Some(b'\n' | b'\r')) {
+            self.raw.pop();
+        }
+        match std::str::from_utf8(&self.raw) {
+            Ok(s) => Ok(Some(s.to_string())),
+            Err(e) => Err(self.parse_err(self.line_no, format!("not valid UTF-8: {e}"))),
+        }
+    }
+
+    fn parse_row(&mut self, line_no: u64, line: &str) -> Result<Sample, StreamError> {
+        split_line(line, self.delimiter, &mut self.scratch, &mut self.bounds)
+            .map_err(|p| self.parse_err(line_no, p))?;
+        if self.bounds.len() != self.n_cols {
+            return Err(self.parse_err(
+                line_no,
+                format!(
+                    "expected {} fields, found {}",
+                    self.n_cols,
+                    self.bounds.len()
+                ),
+            ));
+        }
+        let mut x = vec![f64::NAN; self.schema.features.len()];
+        let mut y = 0;
+        for c in 0..self.n_cols {
+            let (a, b) = self.bounds[c];
+            let field = &self.scratch[a..b];
+            let fi = self.feature_of_col[c];
+            if fi == usize::MAX {
+                if is_missing(field) {
+                    return Err(self.parse_err(line_no, "missing class label".into()));
+                }
+                y = match self.class_index.get(field) {
+                    Some(&i) => i,
+                    None => {
+                        let i = self.schema.class_index(field);
+                        self.class_index.insert(field.to_string(), i);
+                        i
+                    }
+                };
+                continue;
+            }
+            if is_missing(field) {
+                continue;
+            }
+            x[fi] = match &mut self.nominal_index[fi] {
+                None => match field.parse::<f64>() {
+                    Ok(v) => v,
+                    Err(_) => {
+                        let problem = format!(
+                            "column `{}`: `{field}` is not a number",
+                            self.schema.features[fi].name
+                        );
+                        return Err(self.parse_err(line_no, problem));
+                    }
+                },
+                Some(map) => match map.get(field) {
+                    Some(&i) => i as f64,
+                    None => {
+                        let i = map.len();
+                        map.insert(field.to_string(), i);
+                        if let FeatureKind::Nominal { values } = &mut self.schema.features[fi].kind
+                        {
+                            values.push(field.to_string());
+                        }
+                        i as f64
+                    }
+                },
+            };
+        }
+        Ok(Sample { x, y })
+    }
+}
+
+impl Stream for CsvStream {
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn next_sample(&mut self) -> Result<Option<Sample>, StreamError> {
+        let (line_no, line) = match self.ahead.pop_front() {
+            Some(row) => row,
+            None => loop {
+                match self.read_line()? {
+                    None => return Ok(None),
+                    Some(l) if l.trim().is_empty() => continue,
+                    Some(l) => break (self.line_no, l),
+                }
+            },
+        };
+        self.parse_row(line_no, &line).map(Some)
+    }
+}
+
+/// Split one line into fields: their unquoted text is written to `out`, and
+/// `bounds` gets each field's byte range in `out`. Unquoted fields are
+/// trimmed.
+pub(crate) fn split_line(
+    line: &str,
+    delim: u8,
+    out: &mut String,
+    bounds: &mut Vec<(usize, usize)>,
+) -> Result<(), String> {
+    split_fields(line, delim, false, out, bounds)
+}
+
+/// [`split_line`], also accepting `'single quoted'` fields when `single` (ARFF).
+pub(crate) fn split_fields(
+    line: &str,
+    delim: u8,
+    single: bool,
+    out: &mut String,
+    bounds: &mut Vec<(usize, usize)>,
+) -> Result<(), String> {
+    out.clear();
+    bounds.clear();
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    loop {
+        // Skip leading blanks of the field.
+        while i < bytes.len() && (bytes[i] == b' ' || (bytes[i] == b'\t' && delim != b'\t')) {
+            i += 1;
+        }
+        let start = out.len();
+        if i < bytes.len() && (bytes[i] == b'"' || (single && bytes[i] == b'\'')) {
+            let q = bytes[i];
+            i += 1;
+            loop {
+                let Some(rel) = bytes[i..].iter().position(|&b| b == q) else {
+                    return Err(format!("unterminated quote in field {}", bounds.len() + 1));
+                };
+                out.push_str(&line[i..i + rel]);
+                i += rel + 1;
+                if i < bytes.len() && bytes[i] == q {
+                    out.push(q as char);
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            bounds.push((start, out.len()));
+            while i < bytes.len() && bytes[i] != delim {
+                if bytes[i] != b' ' && bytes[i] != b'\t' {
+                    return Err(format!(
+                        "unexpected text after closing quote in field {}",
+                        bounds.len()
+                    ));
+                }
+                i += 1;
+            }
+        } else {
+            let end = bytes[i..]
+                .iter()
+                .position(|&b| b == delim)
+                .map_or(bytes.len(), |p| i + p);
+            out.push_str(line[i..end].trim_end());
+            bounds.push((start, out.len()));
+            i = end;
+        }
+        if i >= bytes.len() {
+            return Ok(());
+        }
+        i += 1; // the delimiter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn stream(text: &str, options: &OpenOptions) -> Result<CsvStream, StreamError> {
+        CsvStream::from_reader(
+            "t.csv",
+            Box::new(Cursor::new(text.as_bytes().to_vec())),
+            options,
+        )
+    }
+
+    fn fields(line: &str) -> Vec<String> {
+        let mut out = String::new();
+        let mut b = Vec::new();
+        split_line(line, b',', &mut out, &mut b).expect("valid line");
+        b.iter().map(|&(s, e)| out[s..e].to_string()).collect()
+    }
+
+    #[test]
+    fn splits_quotes_and_blanks() {
+        assert_eq!(fields("a, b ,c"), vec!["a", "b", "c"]);
+        assert_eq!(
+            fields(r#""x, y","say ""hi""",,"#),
+            vec!["x, y", r#"say "hi""#, "", ""]
+        );
+        let mut out = String::new();
+        let mut b = Vec::new();
+        assert!(split_line(r#"a,"open"#, b',', &mut out, &mut b).is_err());
+    }
+
+    #[test]
+    fn reads_numeric_nominal_missing_and_classes() {
+        let mut s = stream(
+            "a,color,b,label\n1.5,red,?,yes\n2,blue,NA,no\n,red,3,yes\n",
+            &OpenOptions::default(),
+        )
+        .expect("valid csv");
+        let schema = s.schema().clone();
+        assert_eq!(schema.target, "label");
+        assert_eq!(schema.nominal_mask(), vec![false, true, false]);
+        let r1 = s.next_sample().expect("ok").expect("row");
+        assert_eq!(r1.x[0], 1.5);
+        assert_eq!(r1.x[1], 0.0);
+        assert!(r1.x[2].is_nan());
+        assert_eq!(r1.y, 0);
+        let r2 = s.next_sample().expect("ok").expect("row");
+        assert_eq!((r2.x[1], r2.y), (1.0, 1));
+        let r3 = s.next_sample().expect("ok").expect("row");
+        assert!(r3.x[0].is_nan());
+        assert_eq!((r3.x[1], r3.x[2], r3.y), (0.0, 3.0, 0));
+        assert!(s.next_sample().expect("ok").is_none());
+        assert_eq!(s.schema().classes, vec!["yes", "no"]);
+    }
+
+    #[test]
+    fn target_by_name_and_declared_nominal() {
+        let opts = OpenOptions {
+            target: Some("y".into()),
+            nominal: vec!["z".into()],
+        };
+        let mut s = stream("y,z,w\n1,5,0.5\n0,7,0.25\n", &opts).expect("valid");
+        assert_eq!(s.schema().features.len(), 2);
+        assert!(s.schema().features[0].is_nominal());
+        let r = s.next_sample().expect("ok").expect("row");
+        assert_eq!(r.x, vec![0.0, 0.5]);
+        let r = s.next_sample().expect("ok").expect("row");
+        assert_eq!((r.x.clone(), r.y), (vec![1.0, 0.25], 1));
+        let err = stream("a,b\n1,2\n", &opts).err().expect("no column y");
+        assert!(err.to_string().contains("no column named `y`"), "{err}");
+    }
+
+    #[test]
+    fn bad_rows_name_their_line_and_the_stream_goes_on() {
+        let mut text = String::from("a,b,class\n");
+        for _ in 0..DETECT_ROWS + 5 {
+            text.push_str("1,2,x\n");
+        }
+        text.push_str("1,2\n"); // line DETECT_ROWS + 7
+        text.push_str("1,oops,x\n");
+        text.push_str("3,4,y\n");
+        let mut s = stream(&text, &OpenOptions::default()).expect("valid");
+        for _ in 0..DETECT_ROWS + 5 {
+            s.next_sample().expect("ok").expect("row");
+        }
+        let e = s.next_sample().expect_err("short row");
+        let want = format!("t.csv:{}: expected 3 fields, found 2", DETECT_ROWS + 7);
+        assert_eq!(e.to_string(), want);
+        let e = s.next_sample().expect_err("bad number");
+        assert!(e.to_string().contains("`oops` is not a number"), "{e}");
+        assert!(e.is_recoverable());
+        let r = s.next_sample().expect("ok").expect("row");
+        assert_eq!((r.x, r.y), (vec![3.0, 4.0], 1));
+    }
+
+    #[test]
+    fn byte_order_mark_and_crlf_are_ignored() {
+        let mut s = stream("\u{feff}a;b;c\r\n1;2;x\r\n", &OpenOptions::default()).expect("valid");
+        assert_eq!(s.schema().features[0].name, "a");
+        let r = s.next_sample().expect("ok").expect("row");
+        assert_eq!(r.x, vec![1.0, 2.0]);
+        assert_eq!(s.schema().classes, vec!["x"]);
+    }
+
+    #[test]
+    fn empty_file_is_an_error() {
+        assert!(stream("", &OpenOptions::default()).is_err());
+    }
+}
