@@ -1,0 +1,1085 @@
+//! The task owner's side of the market: announce, collect sealed bids, award
+//! a lease, watch it, re-auction, commit exactly one result.
+//!
+//! ```text
+//!  submit ──► Bidding ──window closes──► Awarding ──ack──► Leased ──result──► Committed
+//!               │  no usable bid            │ no ack / declined   │ lease expired
+//!               ▼                           ▼ (runner-up)         ▼ (epoch + 1)
+//!          Local or Backoff            Awarding / Bidding       Bidding
+//!   any non-terminal phase ──deadline──► Failed
+//! ```
+//!
+//! Every announce and every award takes a fresh, larger [`Epoch`]. A lease is
+//! `(task, epoch, holder)`; only a result carrying the current epoch *from the
+//! current holder* commits. Anything older is answered with a `Cancel`, so
+//! duplicate executions (possible when a partitioned holder keeps working
+//! after its lease was given away) never produce a second commit; they are
+//! counted in [`OwnerStats::lease_expiries`] and [`OwnerStats::stale_results`].
+//!
+//! The whole [`Owner`] is `serde`: the node persists it (in the same
+//! transaction as any `Commit`/`Fail` it emitted) and after a crash calls
+//! [`Owner::resume`] on the restored value.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, FailReason};
+use crate::estimates::{Direction, PeerEstimates};
+use crate::msg::{Bid, CancelReason, Request, TaskOutput, TaskResult, TaskSpec};
+use crate::types::{Epoch, Millis, NodeId, TaskId};
+
+/// Tuning of an [`Owner`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnerConfig {
+    /// Candidates invited per auction (top-k by estimates).
+    pub fanout: usize,
+    /// How long bids are collected, ms.
+    pub bid_window_ms: u64,
+    /// How long a winner has to acknowledge an award, ms.
+    pub ack_timeout_ms: u64,
+    /// How often an unacknowledged award is re-sent, ms.
+    pub award_resend_ms: u64,
+    /// Lease length; every heartbeat renews it. Should be a few heartbeat
+    /// intervals of the bidders.
+    pub lease_ms: u64,
+    /// Weight of non-local bytes in the score (see [`bid_score`]).
+    pub lambda: f64,
+    /// Bandwidth that converts bytes into ms in the score, bytes per ms.
+    pub reference_bandwidth: f64,
+    /// Pause before re-auctioning when nobody bid, ms.
+    pub retry_backoff_ms: u64,
+    /// Run a task here when nobody bids and the deadline allows.
+    pub run_locally: bool,
+    /// Tasks held at most (active and recently finished).
+    pub max_tasks: usize,
+    /// How long a finished task is remembered to answer late results, ms.
+    pub tombstone_ms: u64,
+}
+
+impl Default for OwnerConfig {
+    fn default() -> Self {
+        OwnerConfig {
+            fanout: 4,
+            bid_window_ms: 500,
+            ack_timeout_ms: 1_500,
+            award_resend_ms: 400,
+            lease_ms: 4_000,
+            lambda: 1.0,
+            reference_bandwidth: 1000.0,
+            retry_backoff_ms: 2_000,
+            run_locally: true,
+            max_tasks: 1024,
+            tombstone_ms: 600_000,
+        }
+    }
+}
+
+/// Score of a bid; lower wins: `bid_time + lambda * non_local_bytes / reference_bandwidth`.
+pub fn bid_score(bid: &Bid, cfg: &OwnerConfig) -> f64 {
+    bid.total_ms() as f64
+        + cfg.lambda * bid.non_local_bytes as f64 / cfg.reference_bandwidth.max(1e-9)
+}
+
+/// Counters an operator (and the simulator) cares about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerStats {
+    /// Tasks accepted by [`Owner::submit`].
+    pub submitted: u64,
+    /// Tasks committed.
+    pub committed: u64,
+    /// Tasks failed.
+    pub failed: u64,
+    /// Auction rounds started.
+    pub auctions: u64,
+    /// Awards made (first choice or runner-up).
+    pub awards: u64,
+    /// Awards given up for lack of an ack, or declined (then the runner-up
+    /// gets it, or a new auction starts). An award whose ack was lost may
+    /// have started a run: a possible duplicate execution.
+    pub fallbacks: u64,
+    /// Leases that expired: the holder may still be running, so each one is
+    /// a possible duplicate execution.
+    pub lease_expiries: u64,
+    /// Local runs started.
+    pub local_runs: u64,
+    /// Local runs restarted by [`Owner::resume`] (a duplicate execution).
+    pub local_restarts: u64,
+    /// Results ignored because of an old epoch or a non-leaseholder sender.
+    pub stale_results: u64,
+    /// Results that arrived again after the commit (answered, not applied).
+    pub duplicate_results: u64,
+}
+
+/// Where a task is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Collecting bids until `until`.
+    Bidding {
+        /// Bid window end.
+        until: Millis,
+        /// Candidates asked.
+        invited: Vec<NodeId>,
+        /// Bids received.
+        bids: Vec<Bid>,
+    },
+    /// Awarded to `to`, waiting for the ack.
+    Awarding {
+        /// Winner.
+        to: NodeId,
+        /// Give up on the ack at.
+        ack_by: Millis,
+        /// Re-send the award at.
+        resend_at: Millis,
+        /// Remaining bids, best first.
+        runners: Vec<Bid>,
+    },
+    /// `holder` is running it.
+    Leased {
+        /// Leaseholder.
+        holder: NodeId,
+        /// Lease expiry (renewed by heartbeats).
+        expiry: Millis,
+    },
+    /// Running on this node.
+    Local,
+    /// Nobody bid; next auction at `until`.
+    Backoff {
+        /// When to retry.
+        until: Millis,
+    },
+    /// Done: result committed.
+    Committed {
+        /// Who computed it.
+        by: NodeId,
+        /// Under which epoch.
+        epoch: Epoch,
+        /// When.
+        at: Millis,
+    },
+    /// Done: failed.
+    Failed {
+        /// Why.
+        reason: FailReason,
+        /// When.
+        at: Millis,
+    },
+}
+
+impl Phase {
+    /// Committed or failed.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Phase::Committed { .. } | Phase::Failed { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Entry {
+    spec: TaskSpec,
+    deadline: Millis,
+    epoch: Epoch,
+    phase: Phase,
+}
+
+/// Why [`Owner::submit`] refused a task.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The spec names another owner.
+    #[error("task {task} names owner {owner}, not this node")]
+    NotOwner {
+        /// Task.
+        task: TaskId,
+        /// Owner in the spec.
+        owner: NodeId,
+    },
+    /// The id is already in use.
+    #[error("task {0} already submitted")]
+    Duplicate(TaskId),
+    /// Too many tasks held.
+    #[error("owner holds {0} tasks, the limit")]
+    Full(usize),
+}
+
+/// The owner state machine for all tasks this node owns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Owner {
+    me: NodeId,
+    cfg: OwnerConfig,
+    tasks: BTreeMap<TaskId, Entry>,
+    stats: OwnerStats,
+    // Not persisted: after a restore the timer must be set again anyway.
+    #[serde(skip)]
+    last_timer: Option<Millis>,
+}
+
+impl Owner {
+    /// An owner with no tasks.
+    pub fn new(me: NodeId, cfg: OwnerConfig) -> Self {
+        Owner {
+            me,
+            cfg,
+            tasks: BTreeMap::new(),
+            stats: OwnerStats::default(),
+            last_timer: None,
+        }
+    }
+
+    /// This node.
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &OwnerStats {
+        &self.stats
+    }
+
+    /// Phase of `task`, if held.
+    pub fn phase(&self, task: &TaskId) -> Option<&Phase> {
+        self.tasks.get(task).map(|e| &e.phase)
+    }
+
+    /// Current epoch of `task`, if held.
+    pub fn epoch(&self, task: &TaskId) -> Option<Epoch> {
+        self.tasks.get(task).map(|e| e.epoch)
+    }
+
+    /// Tasks not yet committed or failed.
+    pub fn active(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.tasks
+            .iter()
+            .filter(|(_, e)| !e.phase.is_terminal())
+            .map(|(id, _)| *id)
+    }
+
+    /// Serializes the state for the durable ledger (postcard).
+    pub fn encode_state(&self) -> Vec<u8> {
+        // Serializing plain data to a Vec cannot fail.
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Restores a state written by [`Owner::encode_state`]; call
+    /// [`Owner::resume`] next.
+    pub fn decode_state(bytes: &[u8]) -> Result<Owner, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+
+    /// Accepts a new task (`spec.deadline_in_ms` counts from `now`) and
+    /// starts its first auction.
+    pub fn submit(
+        &mut self,
+        spec: TaskSpec,
+        now: Millis,
+        est: &PeerEstimates,
+    ) -> Result<Vec<Action>, SubmitError> {
+        if spec.owner != self.me {
+            return Err(SubmitError::NotOwner {
+                task: spec.id,
+                owner: spec.owner,
+            });
+        }
+        if self.tasks.contains_key(&spec.id) {
+            return Err(SubmitError::Duplicate(spec.id));
+        }
+        if self.tasks.len() >= self.cfg.max_tasks {
+            self.prune_oldest_terminal();
+            if self.tasks.len() >= self.cfg.max_tasks {
+                return Err(SubmitError::Full(self.tasks.len()));
+            }
+        }
+        let id = spec.id;
+        let deadline = now.plus(spec.deadline_in_ms);
+        let entry = Entry {
+            spec,
+            deadline,
+            epoch: Epoch(0),
+            phase: Phase::Backoff { until: now },
+        };
+        self.tasks.insert(id, entry);
+        self.stats.submitted += 1;
+        let mut out = Vec::new();
+        self.start_auction(id, now, est, &mut out);
+        self.set_timer(&mut out);
+        Ok(out)
+    }
+
+    /// Gives up on `task` (user request).
+    pub fn cancel(&mut self, task: TaskId, now: Millis) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.fail(task, FailReason::Cancelled, now, &mut out);
+        self.set_timer(&mut out);
+        out
+    }
+
+    /// A request from `from` (an authenticated peer). Only auction traffic
+    /// matters here; other requests are ignored.
+    pub fn on_request(
+        &mut self,
+        from: NodeId,
+        msg: &Request,
+        now: Millis,
+        est: &PeerEstimates,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        match msg {
+            Request::Bid(bid) => self.on_bid(from, bid, now, est, &mut out),
+            Request::AwardAck {
+                task,
+                epoch,
+                accepted,
+            } => self.on_ack(from, *task, *epoch, *accepted, now, est, &mut out),
+            Request::Heartbeat { task, epoch, .. } => {
+                self.on_heartbeat(from, *task, *epoch, now, &mut out)
+            }
+            Request::Result(r) => self.on_result(from, r, now, &mut out),
+            _ => {}
+        }
+        self.set_timer(&mut out);
+        out
+    }
+
+    /// The local run of `task` under `epoch` finished.
+    pub fn on_local_done(
+        &mut self,
+        task: TaskId,
+        epoch: Epoch,
+        output: TaskOutput,
+        now: Millis,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if !self.check_deadline(task, now, &mut out) {
+            if let Some(e) = self.tasks.get(&task) {
+                if e.phase == Phase::Local && e.epoch == epoch {
+                    let me = self.me;
+                    self.commit(task, epoch, me, output, now, &mut out);
+                }
+            }
+        }
+        self.set_timer(&mut out);
+        out
+    }
+
+    /// The local run of `task` under `epoch` failed; retry after a backoff.
+    pub fn on_local_failed(&mut self, task: TaskId, epoch: Epoch, now: Millis) -> Vec<Action> {
+        let mut out = Vec::new();
+        if !self.check_deadline(task, now, &mut out) {
+            let backoff = self.cfg.retry_backoff_ms;
+            if let Some(e) = self.tasks.get_mut(&task) {
+                if e.phase == Phase::Local && e.epoch == epoch {
+                    e.phase = Phase::Backoff {
+                        until: now.plus(backoff).min(e.deadline),
+                    };
+                }
+            }
+        }
+        self.set_timer(&mut out);
+        out
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn on_tick(&mut self, now: Millis, est: &PeerEstimates) -> Vec<Action> {
+        let mut out = Vec::new();
+        // The driver's timer fired (or it polls): always re-arm it.
+        self.last_timer = None;
+        let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+        for id in ids {
+            self.tick_task(id, now, est, &mut out);
+        }
+        self.set_timer(&mut out);
+        out
+    }
+
+    /// After a restart from persisted state: re-arms what the crash
+    /// interrupted. Leases get a fresh expiry (we could not hear heartbeats
+    /// while down), unacknowledged awards are re-sent, and local runs, which
+    /// died with the process, start again under a new epoch.
+    pub fn resume(&mut self, now: Millis, est: &PeerEstimates) -> Vec<Action> {
+        self.last_timer = None;
+        let mut out = Vec::new();
+        let (lease, ack, resend) = (
+            self.cfg.lease_ms,
+            self.cfg.ack_timeout_ms,
+            self.cfg.award_resend_ms,
+        );
+        let ids: Vec<TaskId> = self.active().collect();
+        for id in ids {
+            if self.check_deadline(id, now, &mut out) {
+                continue;
+            }
+            let Some(e) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            match &mut e.phase {
+                Phase::Leased { expiry, .. } => *expiry = (*expiry).max(now.plus(lease)),
+                Phase::Awarding {
+                    to,
+                    ack_by,
+                    resend_at,
+                    ..
+                } => {
+                    *ack_by = (*ack_by).max(now.plus(ack));
+                    *resend_at = now.plus(resend);
+                    let msg = Request::Award {
+                        spec: spec_at(&e.spec, e.deadline, now),
+                        epoch: e.epoch,
+                        lease_ms: lease,
+                    };
+                    out.push(Action::Send { to: *to, msg });
+                }
+                Phase::Local => {
+                    self.stats.local_restarts += 1;
+                    e.epoch = e.epoch.next();
+                    out.push(Action::StartLocal {
+                        task: spec_at(&e.spec, e.deadline, now),
+                        epoch: e.epoch,
+                    });
+                }
+                Phase::Bidding { .. } | Phase::Backoff { .. } => {}
+                Phase::Committed { .. } | Phase::Failed { .. } => {}
+            }
+        }
+        out.extend(self.on_tick(now, est));
+        self.set_timer(&mut out);
+        out
+    }
+
+    /// Earliest time `on_tick` has something to do.
+    pub fn next_timeout(&self) -> Option<Millis> {
+        let tomb = self.cfg.tombstone_ms;
+        self.tasks
+            .values()
+            .map(|e| match &e.phase {
+                Phase::Bidding { until, .. } | Phase::Backoff { until } => (*until).min(e.deadline),
+                Phase::Awarding {
+                    ack_by, resend_at, ..
+                } => (*ack_by).min(*resend_at).min(e.deadline),
+                Phase::Leased { expiry, .. } => (*expiry).min(e.deadline),
+                Phase::Local => e.deadline,
+                Phase::Committed { at, .. } | Phase::Failed { at, .. } => at.plus(tomb),
+            })
+            .min()
+    }
+
+    fn set_timer(&mut self, out: &mut Vec<Action>) {
+        let next = self.next_timeout();
+        if next != self.last_timer {
+            self.last_timer = next;
+            if let Some(at) = next {
+                out.push(Action::SetTimer { at });
+            }
+        }
+    }
+
+    fn prune_oldest_terminal(&mut self) {
+        let oldest = self
+            .tasks
+            .iter()
+            .filter_map(|(id, e)| match e.phase {
+                Phase::Committed { at, .. } | Phase::Failed { at, .. } => Some((at, *id)),
+                _ => None,
+            })
+            .min();
+        if let Some((_, id)) = oldest {
+            self.tasks.remove(&id);
+        }
+    }
+
+    /// Ranks candidates: RTT + compute time at their speed + the inputs they
+    /// lack over the link we measured to them. A proxy (we cannot see the
+    /// links between them and the holders); their bids price it exactly.
+    fn candidates(&self, spec: &TaskSpec, now: Millis, est: &PeerEstimates) -> Vec<NodeId> {
+        let mut scored: Vec<(f64, NodeId)> = est
+            .peers()
+            .filter(|p| *p != self.me)
+            .filter(|p| est.free_slots(p) != Some(0))
+            .filter(|p| est.free_memory(p).is_none_or(|m| m >= spec.memory_bytes))
+            .map(|p| {
+                let missing: u64 = spec
+                    .inputs
+                    .iter()
+                    .filter(|b| !b.holders.contains(&p))
+                    .map(|b| b.size)
+                    .fold(0u64, u64::saturating_add);
+                let s = est.rtt_ms(&p, now)
+                    + spec.compute_cost as f64 / est.speed(&p, spec.kind, now)
+                    + missing as f64 / est.bandwidth(&p, Direction::Outbound, now);
+                (s, p)
+            })
+            .collect();
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        scored
+            .into_iter()
+            .take(self.cfg.fanout)
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    fn start_auction(
+        &mut self,
+        id: TaskId,
+        now: Millis,
+        est: &PeerEstimates,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(e) = self.tasks.get(&id) else { return };
+        let invited = self.candidates(&e.spec, now, est);
+        if invited.is_empty() {
+            self.no_bids(id, now, est, out);
+            return;
+        }
+        let window = self.cfg.bid_window_ms;
+        let Some(e) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        e.epoch = e.epoch.next();
+        self.stats.auctions += 1;
+        let spec = spec_at(&e.spec, e.deadline, now);
+        for p in &invited {
+            out.push(Action::Send {
+                to: *p,
+                msg: Request::TaskAnnounce {
+                    spec: spec.clone(),
+                    epoch: e.epoch,
+                    bid_window_ms: window,
+                },
+            });
+        }
+        e.phase = Phase::Bidding {
+            until: now.plus(window),
+            invited,
+            bids: Vec::new(),
+        };
+    }
+
+    fn no_bids(&mut self, id: TaskId, now: Millis, est: &PeerEstimates, out: &mut Vec<Action>) {
+        let (run_locally, backoff) = (self.cfg.run_locally, self.cfg.retry_backoff_ms);
+        let Some(e) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        let local_ms = (e.spec.compute_cost as f64 / est.local_speed(e.spec.kind, now)).ceil();
+        if run_locally && now.0 as f64 + local_ms <= e.deadline.0 as f64 {
+            e.epoch = e.epoch.next();
+            e.phase = Phase::Local;
+            self.stats.local_runs += 1;
+            out.push(Action::StartLocal {
+                task: spec_at(&e.spec, e.deadline, now),
+                epoch: e.epoch,
+            });
+        } else {
+            // Nobody can do it now; try again later, and fail at the deadline.
+            e.phase = Phase::Backoff {
+                until: now.plus(backoff).min(e.deadline),
+            };
+        }
+    }
+
+    fn on_bid(
+        &mut self,
+        from: NodeId,
+        bid: &Bid,
+        now: Millis,
+        est: &PeerEstimates,
+        out: &mut Vec<Action>,
+    ) {
+        if bid.bidder != from || self.check_deadline(bid.task, now, out) {
+            return;
+        }
+        let Some(e) = self.tasks.get_mut(&bid.task) else {
+            return;
+        };
+        let Phase::Bidding { invited, bids, .. } = &mut e.phase else {
+            return;
+        };
+        // Sealed bids answer an invitation: uninvited, late-epoch or repeated
+        // bids are dropped, which also bounds `bids` by the fanout.
+        if bid.epoch != e.epoch || !invited.contains(&from) || bids.iter().any(|b| b.bidder == from)
+        {
+            return;
+        }
+        bids.push(bid.clone());
+        if bids.len() == invited.len() {
+            self.close_auction(bid.task, now, est, out);
+        }
+    }
+
+    fn close_auction(
+        &mut self,
+        id: TaskId,
+        now: Millis,
+        est: &PeerEstimates,
+        out: &mut Vec<Action>,
+    ) {
+        let cfg = self.cfg.clone();
+        let Some(e) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        let Phase::Bidding { bids, .. } = &mut e.phase else {
+            return;
+        };
+        let remaining = e.deadline.since(now);
+        let mut usable: Vec<Bid> = bids
+            .drain(..)
+            .filter(|b| b.total_ms() <= remaining)
+            .collect();
+        usable.sort_by(|a, b| {
+            bid_score(a, &cfg)
+                .total_cmp(&bid_score(b, &cfg))
+                .then(a.non_local_bytes.cmp(&b.non_local_bytes))
+                .then(a.bidder.cmp(&b.bidder))
+        });
+        if usable.is_empty() {
+            self.no_bids(id, now, est, out);
+        } else {
+            let best = usable.remove(0);
+            self.award(id, best.bidder, usable, now, out);
+        }
+    }
+
+    fn award(
+        &mut self,
+        id: TaskId,
+        to: NodeId,
+        runners: Vec<Bid>,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        let cfg = &self.cfg;
+        let Some(e) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        e.epoch = e.epoch.next();
+        self.stats.awards += 1;
+        out.push(Action::Send {
+            to,
+            msg: Request::Award {
+                spec: spec_at(&e.spec, e.deadline, now),
+                epoch: e.epoch,
+                lease_ms: cfg.lease_ms,
+            },
+        });
+        e.phase = Phase::Awarding {
+            to,
+            ack_by: now.plus(cfg.ack_timeout_ms),
+            resend_at: now.plus(cfg.award_resend_ms),
+            runners,
+        };
+    }
+
+    /// The winner did not take the award: try the runner-up, else re-auction.
+    fn fallback(&mut self, id: TaskId, now: Millis, est: &PeerEstimates, out: &mut Vec<Action>) {
+        let Some(e) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        let Phase::Awarding { to, runners, .. } = &mut e.phase else {
+            return;
+        };
+        // The award may have arrived and only the ack got lost.
+        out.push(Action::Send {
+            to: *to,
+            msg: Request::Cancel {
+                task: id,
+                epoch: e.epoch,
+                reason: CancelReason::Superseded,
+            },
+        });
+        let remaining = e.deadline.since(now);
+        let mut rest = std::mem::take(runners);
+        rest.retain(|b| b.total_ms() <= remaining);
+        self.stats.fallbacks += 1;
+        if rest.is_empty() {
+            self.start_auction(id, now, est, out);
+        } else {
+            let next = rest.remove(0);
+            self.award(id, next.bidder, rest, now, out);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_ack(
+        &mut self,
+        from: NodeId,
+        task: TaskId,
+        epoch: Epoch,
+        accepted: bool,
+        now: Millis,
+        est: &PeerEstimates,
+        out: &mut Vec<Action>,
+    ) {
+        if self.check_deadline(task, now, out) {
+            return;
+        }
+        let lease = self.cfg.lease_ms;
+        let Some(e) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        if e.epoch != epoch {
+            return;
+        }
+        match e.phase {
+            Phase::Awarding { to, .. } if to == from => {
+                if accepted {
+                    e.phase = Phase::Leased {
+                        holder: from,
+                        expiry: now.plus(lease),
+                    };
+                } else {
+                    self.fallback(task, now, est, out);
+                }
+            }
+            // A holder that cannot finish releases the lease early.
+            Phase::Leased { holder, .. } if holder == from && !accepted => {
+                self.start_auction(task, now, est, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_heartbeat(
+        &mut self,
+        from: NodeId,
+        task: TaskId,
+        epoch: Epoch,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        if self.check_deadline(task, now, out) {
+            return;
+        }
+        let lease = self.cfg.lease_ms;
+        let Some(e) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        if e.epoch != epoch {
+            return;
+        }
+        match &mut e.phase {
+            Phase::Leased { holder, expiry } if *holder == from => *expiry = now.plus(lease),
+            // The ack was lost but the winner is clearly working.
+            Phase::Awarding { to, .. } if *to == from => {
+                e.phase = Phase::Leased {
+                    holder: from,
+                    expiry: now.plus(lease),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_result(&mut self, from: NodeId, r: &TaskResult, now: Millis, out: &mut Vec<Action>) {
+        self.check_deadline(r.task, now, out);
+        let Some(e) = self.tasks.get(&r.task) else {
+            return;
+        };
+        let cancel = |reason| Action::Send {
+            to: from,
+            msg: Request::Cancel {
+                task: r.task,
+                epoch: r.epoch,
+                reason,
+            },
+        };
+        match &e.phase {
+            Phase::Committed { .. } => {
+                // Idempotent: tell the sender to stop re-sending, apply nothing.
+                self.stats.duplicate_results += 1;
+                out.push(cancel(CancelReason::Committed));
+            }
+            Phase::Failed { .. } => out.push(cancel(CancelReason::Failed)),
+            Phase::Leased { holder: h, .. } | Phase::Awarding { to: h, .. }
+                if *h == from && r.epoch == e.epoch =>
+            {
+                self.commit(r.task, r.epoch, from, r.output.clone(), now, out);
+            }
+            _ => {
+                self.stats.stale_results += 1;
+                out.push(cancel(CancelReason::Superseded));
+            }
+        }
+    }
+
+    fn commit(
+        &mut self,
+        id: TaskId,
+        epoch: Epoch,
+        by: NodeId,
+        output: TaskOutput,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(e) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        if e.phase.is_terminal() {
+            return;
+        }
+        e.phase = Phase::Committed { by, epoch, at: now };
+        self.stats.committed += 1;
+        out.push(Action::Commit {
+            task: id,
+            epoch,
+            by,
+            output,
+        });
+        if by != self.me {
+            out.push(Action::Send {
+                to: by,
+                msg: Request::Cancel {
+                    task: id,
+                    epoch,
+                    reason: CancelReason::Committed,
+                },
+            });
+        }
+    }
+
+    /// Fails `id` if `now` is at or past its deadline; true when it is
+    /// (or already was) terminal.
+    fn check_deadline(&mut self, id: TaskId, now: Millis, out: &mut Vec<Action>) -> bool {
+        let Some(e) = self.tasks.get(&id) else {
+            return true;
+        };
+        if e.phase.is_terminal() {
+            return true;
+        }
+        if now >= e.deadline {
+            self.fail(id, FailReason::DeadlineExceeded, now, out);
+            return true;
+        }
+        false
+    }
+
+    fn fail(&mut self, id: TaskId, reason: FailReason, now: Millis, out: &mut Vec<Action>) {
+        let Some(e) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        match &e.phase {
+            Phase::Committed { .. } | Phase::Failed { .. } => return,
+            Phase::Leased { holder: to, .. } | Phase::Awarding { to, .. } => {
+                out.push(Action::Send {
+                    to: *to,
+                    msg: Request::Cancel {
+                        task: id,
+                        epoch: e.epoch,
+                        reason: CancelReason::Failed,
+                    },
+                })
+            }
+            Phase::Local => out.push(Action::Abort {
+                task: id,
+                epoch: e.epoch,
+            }),
+            Phase::Bidding { .. } | Phase::Backoff { .. } => {}
+        }
+        e.phase = Phase::Failed { reason, at: now };
+        self.stats.failed += 1;
+        out.push(Action::Fail { task: id, reason });
+    }
+
+    fn tick_task(&mut self, id: TaskId, now: Millis, est: &PeerEstimates, out: &mut Vec<Action>) {
+        let tomb = self.cfg.tombstone_ms;
+        let Some(e) = self.tasks.get(&id) else { return };
+        match &e.phase {
+            Phase::Committed { at, .. } | Phase::Failed { at, .. } => {
+                if now >= at.plus(tomb) {
+                    self.tasks.remove(&id);
+                }
+                return;
+            }
+            _ => {}
+        }
+        if self.check_deadline(id, now, out) {
+            return;
+        }
+        let (lease, resend) = (self.cfg.lease_ms, self.cfg.award_resend_ms);
+        let Some(e) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        match &mut e.phase {
+            Phase::Bidding { until, .. } if now >= *until => self.close_auction(id, now, est, out),
+            Phase::Backoff { until } if now >= *until => self.start_auction(id, now, est, out),
+            Phase::Awarding { ack_by, .. } if now >= *ack_by => self.fallback(id, now, est, out),
+            Phase::Awarding { to, resend_at, .. } if now >= *resend_at => {
+                *resend_at = now.plus(resend);
+                let to = *to;
+                let msg = Request::Award {
+                    spec: spec_at(&e.spec, e.deadline, now),
+                    epoch: e.epoch,
+                    lease_ms: lease,
+                };
+                out.push(Action::Send { to, msg });
+            }
+            Phase::Leased { holder, expiry } if now >= *expiry => {
+                // Heartbeats stopped: the holder crashed or is cut off. It may
+                // still be running (counted), but its epoch is now stale.
+                self.stats.lease_expiries += 1;
+                out.push(Action::Send {
+                    to: *holder,
+                    msg: Request::Cancel {
+                        task: id,
+                        epoch: e.epoch,
+                        reason: CancelReason::Superseded,
+                    },
+                });
+                self.start_auction(id, now, est, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The spec as sent at `now`: the deadline travels as time left.
+fn spec_at(spec: &TaskSpec, deadline: Millis, now: Millis) -> TaskSpec {
+    TaskSpec {
+        deadline_in_ms: deadline.since(now),
+        ..spec.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bounded::BoundedVec;
+    use crate::estimates::EstimatesConfig;
+    use crate::msg::{SpeedClass, TaskKind};
+
+    fn n(i: u64) -> NodeId {
+        NodeId::from_u64(i)
+    }
+
+    fn bid(task: TaskId, epoch: Epoch, bidder: u64, total: u64, bytes: u64) -> Request {
+        Request::Bid(Bid {
+            task,
+            epoch,
+            bidder: n(bidder),
+            wait_ms: 0,
+            compute_ms: total,
+            transfer_in_ms: 0,
+            transfer_out_ms: 0,
+            non_local_bytes: bytes,
+        })
+    }
+
+    fn setup() -> (Owner, PeerEstimates, TaskId) {
+        let mut est = PeerEstimates::new(EstimatesConfig::default(), SpeedClass::Small);
+        for i in 1..=3 {
+            est.on_seen(n(i), Millis(0));
+        }
+        let mut o = Owner::new(n(0), OwnerConfig::default());
+        let spec = TaskSpec {
+            id: TaskId(7),
+            owner: n(0),
+            kind: TaskKind::Evaluate,
+            inputs: BoundedVec::new(),
+            compute_cost: 100,
+            memory_bytes: 1,
+            output_bytes: 1,
+            deadline_in_ms: 10_000,
+        };
+        let a = o.submit(spec, Millis(0), &est).unwrap();
+        assert_eq!(
+            a.iter()
+                .filter(|x| matches!(
+                    x,
+                    Action::Send {
+                        msg: Request::TaskAnnounce { .. },
+                        ..
+                    }
+                ))
+                .count(),
+            3
+        );
+        (o, est, TaskId(7))
+    }
+
+    fn awarded_to(a: &[Action]) -> Option<NodeId> {
+        a.iter().find_map(|x| match x {
+            Action::Send {
+                to,
+                msg: Request::Award { .. },
+            } => Some(*to),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn best_score_wins_ties_go_to_fewer_bytes_then_lower_id() {
+        let (mut o, est, t) = setup();
+        let e = o.epoch(&t).unwrap();
+        // lambda 1, reference 1000 B/ms: 2000 bytes cost 2 ms.
+        o.on_request(n(3), &bid(t, e, 3, 100, 0), Millis(1), &est);
+        o.on_request(n(1), &bid(t, e, 1, 98, 2_000), Millis(1), &est);
+        // Uninvited or wrong-epoch bids do not count.
+        assert!(o
+            .on_request(n(9), &bid(t, e, 9, 1, 0), Millis(1), &est)
+            .is_empty());
+        o.on_request(n(2), &bid(t, e.next(), 2, 1, 0), Millis(1), &est);
+        let a = o.on_tick(Millis(500), &est);
+        assert_eq!(awarded_to(&a), Some(n(3)), "equal scores: fewer bytes wins");
+    }
+
+    #[test]
+    fn unacknowledged_award_falls_back_to_the_runner_up() {
+        let (mut o, est, t) = setup();
+        let e = o.epoch(&t).unwrap();
+        for (i, total) in [(1, 10), (2, 20), (3, 30)] {
+            o.on_request(n(i), &bid(t, e, i, total, 0), Millis(1), &est);
+        }
+        // All invited bid: the auction closes at once.
+        assert!(matches!(o.phase(&t), Some(Phase::Awarding { to, .. }) if *to == n(1)));
+        let a = o.on_tick(Millis(1_600), &est);
+        assert_eq!(awarded_to(&a), Some(n(2)));
+        assert_eq!(o.stats().fallbacks, 1);
+        // The first winner's late ack is for a superseded epoch.
+        o.on_request(
+            n(1),
+            &Request::AwardAck {
+                task: t,
+                epoch: e.next(),
+                accepted: true,
+            },
+            Millis(1_700),
+            &est,
+        );
+        assert!(matches!(o.phase(&t), Some(Phase::Awarding { to, .. }) if *to == n(2)));
+    }
+
+    #[test]
+    fn extreme_peer_values_do_not_overflow() {
+        let (mut o, est, t) = setup();
+        let e = o.epoch(&t).unwrap();
+        let huge = Request::Bid(Bid {
+            task: t,
+            epoch: e,
+            bidder: n(1),
+            wait_ms: u64::MAX,
+            compute_ms: u64::MAX,
+            transfer_in_ms: u64::MAX,
+            transfer_out_ms: u64::MAX,
+            non_local_bytes: u64::MAX,
+        });
+        o.on_request(n(1), &huge, Millis(1), &est);
+        o.on_tick(Millis(600), &est);
+        o.on_request(
+            n(1),
+            &Request::Heartbeat {
+                task: t,
+                epoch: Epoch(u32::MAX),
+                progress_permille: u16::MAX,
+            },
+            Millis(u64::MAX),
+            &est,
+        );
+        o.on_tick(Millis(u64::MAX), &est);
+        assert_eq!(o.stats().failed, 1);
+        assert_eq!(o.active().count(), 0);
+    }
+
+    #[test]
+    fn state_survives_serialization() {
+        let (o, _, t) = setup();
+        let back = Owner::decode_state(&o.encode_state()).unwrap();
+        // Everything but the driver's timer (re-armed by `resume`) survives.
+        assert_eq!(back.encode_state(), o.encode_state());
+        assert!(matches!(back.phase(&t), Some(Phase::Bidding { .. })));
+    }
+}
