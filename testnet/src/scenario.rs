@@ -1,0 +1,827 @@
+//! Fault scenarios: what a run does to the mesh, what it expects, and what
+//! it measured.
+//!
+//! * `demo`: nothing breaks; shows the mesh forming and learning.
+//! * `churn`: every ~20 s a random node is killed with `kill -9` and
+//!   restarted 2 s later on the same data dir. Expected: same peer id,
+//!   model version not older than before the kill, back in the mesh.
+//! * `partition`: a minority of nodes is moved to a different pre-shared
+//!   network key (pnet) for the middle third of the run, then moved back.
+//!   On loopback there is no link to cut, so the cut is emulated by
+//!   restarting the minority with another key: nodes holding different
+//!   keys cannot complete a handshake, which is exactly a partition for
+//!   libp2p. The compose smoke test cuts real links with
+//!   `docker network disconnect`.
+//!
+//! Scenarios only measure what the nodes report. Tasks cannot be lost yet:
+//! there is no market; `lost.tasks_measured` says so.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::local::{NodeState, Testnet};
+use crate::status::Status;
+use crate::util::unix_now;
+
+/// The scenarios `up --scenario` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioKind {
+    Demo,
+    Churn,
+    Partition,
+}
+
+impl ScenarioKind {
+    /// The name as typed on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScenarioKind::Demo => "demo",
+            ScenarioKind::Churn => "churn",
+            ScenarioKind::Partition => "partition",
+        }
+    }
+}
+
+/// One named expectation and whether the run met it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub what: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Work lost or redone, as far as the nodes let us see it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Lost {
+    /// Samples a node had counted before a kill and no longer counted when
+    /// it came back (its model rolled back to the last snapshot). The node
+    /// re-reads them from its source, so this is redone work, not lost data.
+    pub samples_rolled_back: u64,
+    /// Restarts after which the model version was older than before.
+    pub model_version_regressions: u32,
+    /// Restarts after which the node had a different peer id.
+    pub identity_changes: u32,
+    /// Restarted nodes that never answered again.
+    pub nodes_not_back: u32,
+    /// Nodes that exited without being asked to.
+    pub crashes: u32,
+    /// Always 0 until the market exists.
+    pub tasks_lost: u64,
+    /// False: the market is not built, so no task can be measured.
+    pub tasks_measured: bool,
+}
+
+/// One kill (or stop) and restart of a node, as observed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restart {
+    pub node: String,
+    pub how: String,
+    pub stopped_at_s: f64,
+    pub restarted_at_s: f64,
+    /// Seconds from restart to the first `/v1/status` answer.
+    pub answered_after_s: Option<f64>,
+    /// Seconds from restart until it had a peer again.
+    pub rejoined_after_s: Option<f64>,
+    pub peer_id_before: Option<String>,
+    pub peer_id_after: Option<String>,
+    pub model_version_before: Option<u64>,
+    pub model_version_after: Option<u64>,
+    pub samples_before: Option<u64>,
+    pub samples_after: Option<u64>,
+}
+
+impl Restart {
+    fn same_identity(&self) -> Option<bool> {
+        Some(self.peer_id_before.as_ref()? == self.peer_id_after.as_ref()?)
+    }
+
+    fn version_kept(&self) -> Option<bool> {
+        Some(self.model_version_after? >= self.model_version_before?)
+    }
+
+    fn rolled_back(&self) -> u64 {
+        match (self.samples_before, self.samples_after) {
+            (Some(b), Some(a)) => b.saturating_sub(a),
+            _ => 0,
+        }
+    }
+}
+
+/// What a scenario expected and what it measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub scenario: ScenarioKind,
+    pub expected: Vec<String>,
+    pub measured: Vec<String>,
+    pub checks: Vec<Check>,
+    pub lost: Lost,
+    pub restarts: Vec<Restart>,
+}
+
+/// A scenario drives a running [`Testnet`] once per poll.
+pub trait Scenario {
+    fn kind(&self) -> ScenarioKind;
+    /// What a healthy mesh should show.
+    fn expected(&self, net: &Testnet) -> Vec<String>;
+    /// Called after every poll with the seconds since start.
+    fn tick(&mut self, net: &mut Testnet, t: f64) -> Result<()>;
+    /// One line for the live view: what the scenario is doing now.
+    fn status_line(&self, net: &Testnet) -> String;
+    /// Measurements and checks at the end of the run.
+    fn finish(&mut self, net: &Testnet) -> Outcome;
+}
+
+/// Build the scenario and let it adjust the node specs before start.
+pub fn build(kind: ScenarioKind, net: &mut Testnet) -> Result<Box<dyn Scenario>> {
+    Ok(match kind {
+        ScenarioKind::Demo => Box::new(Demo),
+        ScenarioKind::Churn => Box::new(Churn::new(net.opts.churn_every_s)),
+        ScenarioKind::Partition => Box::new(Partition::new(net)?),
+    })
+}
+
+/// Checks every scenario shares, judged on the final poll.
+fn common(net: &Testnet, out: &mut Outcome) {
+    let n = net.members.len();
+    let up = net
+        .members
+        .iter()
+        .filter(|m| m.state == NodeState::Up)
+        .count();
+    out.checks.push(Check {
+        what: "every node answers its API at the end".into(),
+        ok: up == n,
+        detail: format!("{up} of {n} up"),
+    });
+    let learned = net
+        .members
+        .iter()
+        .filter(|m| m.last.as_ref().is_some_and(|s| s.samples_seen > 0))
+        .count();
+    out.checks.push(Check {
+        what: "every node learned from its stream".into(),
+        ok: learned == n,
+        detail: format!("{learned} of {n} have samples_seen > 0"),
+    });
+    if n > 1 {
+        out.checks.push(Check {
+            what: format!("full mesh: every node saw the {} others", n - 1),
+            ok: net.full_mesh_at.is_some(),
+            detail: net
+                .full_mesh_at
+                .map(|t| format!("first reached {t:.1} s after start"))
+                .unwrap_or_else(|| "never reached".into()),
+        });
+    }
+    let crashes: u32 = net.members.iter().map(|m| m.crashes).sum();
+    out.lost.crashes = crashes;
+    out.checks.push(Check {
+        what: "no node exited on its own".into(),
+        ok: crashes == 0,
+        detail: format!("{crashes} unexpected exits"),
+    });
+    if let Some(t) = net.full_mesh_at {
+        out.measured
+            .push(format!("full mesh reached {t:.1} s after start"));
+    }
+    let merges: u64 = net
+        .members
+        .iter()
+        .filter_map(|m| m.last.as_ref().map(|s| s.merges))
+        .sum();
+    out.measured.push(format!(
+        "{merges} model merges in total (0 means federation is not active in this build)"
+    ));
+}
+
+fn outcome(kind: ScenarioKind, expected: Vec<String>) -> Outcome {
+    Outcome {
+        scenario: kind,
+        expected,
+        measured: Vec::new(),
+        checks: Vec::new(),
+        lost: Lost::default(),
+        restarts: Vec::new(),
+    }
+}
+
+fn fill_restart_losses(out: &mut Outcome) {
+    for r in &out.restarts {
+        out.lost.samples_rolled_back += r.rolled_back();
+        if r.version_kept() == Some(false) {
+            out.lost.model_version_regressions += 1;
+        }
+        if r.same_identity() == Some(false) {
+            out.lost.identity_changes += 1;
+        }
+        if r.answered_after_s.is_none() {
+            out.lost.nodes_not_back += 1;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- demo
+
+struct Demo;
+
+impl Scenario for Demo {
+    fn kind(&self) -> ScenarioKind {
+        ScenarioKind::Demo
+    }
+
+    fn expected(&self, net: &Testnet) -> Vec<String> {
+        let n = net.members.len();
+        vec![
+            format!(
+                "every node finds the {} others through the two bootstrap nodes",
+                n.saturating_sub(1)
+            ),
+            "every node learns from its own stream (samples_seen grows, accuracy above chance)"
+                .into(),
+            "nodes merge their peers' models once federation is in the build".into(),
+        ]
+    }
+
+    fn tick(&mut self, _net: &mut Testnet, _t: f64) -> Result<()> {
+        Ok(())
+    }
+
+    fn status_line(&self, net: &Testnet) -> String {
+        match net.full_mesh_at {
+            Some(t) => format!("demo: full mesh since {t:.0}s; watching the nodes learn"),
+            None => "demo: waiting for every node to see all the others".into(),
+        }
+    }
+
+    fn finish(&mut self, net: &Testnet) -> Outcome {
+        let mut out = outcome(self.kind(), self.expected(net));
+        common(net, &mut out);
+        out
+    }
+}
+
+// ---------------------------------------------------------------- churn
+
+enum ChurnPhase {
+    Idle,
+    Down { victim: usize, since: f64 },
+    Back { victim: usize, since: f64 },
+}
+
+struct Churn {
+    every: f64,
+    next_kill: f64,
+    phase: ChurnPhase,
+    restarts: Vec<Restart>,
+}
+
+/// Seconds a killed node stays down.
+const DOWN_FOR: f64 = 2.0;
+/// Seconds a restarted node has to answer and find a peer.
+const BACK_WITHIN: f64 = 60.0;
+/// No kill this close to the end: the comeback must be observable.
+const QUIET_END: f64 = 15.0;
+
+impl Churn {
+    fn new(every: f64) -> Self {
+        let every = every.max(5.0);
+        Churn {
+            every,
+            next_kill: every,
+            phase: ChurnPhase::Idle,
+            restarts: Vec::new(),
+        }
+    }
+}
+
+impl Scenario for Churn {
+    fn kind(&self) -> ScenarioKind {
+        ScenarioKind::Churn
+    }
+
+    fn expected(&self, _net: &Testnet) -> Vec<String> {
+        vec![
+            format!(
+                "every ~{:.0} s a random node is killed with kill -9 and restarted {DOWN_FOR:.0} s later on the same data dir",
+                self.every
+            ),
+            "a restarted node keeps its peer id (its key is in the data dir)".into(),
+            "its model version is not older than before the kill (snapshots survive kill -9)"
+                .into(),
+            "samples learned after the last snapshot are re-learned from the source, not lost"
+                .into(),
+            format!("it answers and rejoins the mesh within {BACK_WITHIN:.0} s"),
+        ]
+    }
+
+    fn tick(&mut self, net: &mut Testnet, t: f64) -> Result<()> {
+        match self.phase {
+            ChurnPhase::Idle => {
+                if t < self.next_kill || t > net.opts.duration_s - QUIET_END {
+                    return Ok(());
+                }
+                let up: Vec<usize> = (0..net.members.len())
+                    .filter(|&i| net.members[i].state == NodeState::Up)
+                    .collect();
+                if up.is_empty() {
+                    return Ok(());
+                }
+                let victim = up[net.rng.below(up.len())];
+                let before: Option<Status> = net.members[victim].last.clone();
+                net.kill_node(victim);
+                self.restarts.push(Restart {
+                    node: net.members[victim].spec.name.clone(),
+                    how: "kill -9".into(),
+                    stopped_at_s: t,
+                    restarted_at_s: 0.0,
+                    answered_after_s: None,
+                    rejoined_after_s: None,
+                    peer_id_before: before.as_ref().map(|s| s.peer_id.clone()),
+                    peer_id_after: None,
+                    model_version_before: before.as_ref().map(|s| s.model_version),
+                    model_version_after: None,
+                    samples_before: before.as_ref().map(|s| s.samples_seen),
+                    samples_after: None,
+                });
+                self.phase = ChurnPhase::Down { victim, since: t };
+            }
+            ChurnPhase::Down { victim, since } => {
+                if t - since < DOWN_FOR {
+                    return Ok(());
+                }
+                net.start_node(victim)
+                    .with_context(|| format!("restarting node{victim}"))?;
+                net.members[victim].restarts += 1;
+                if let Some(r) = self.restarts.last_mut() {
+                    r.restarted_at_s = t;
+                }
+                self.phase = ChurnPhase::Back { victim, since: t };
+            }
+            ChurnPhase::Back { victim, since } => {
+                let m = &net.members[victim];
+                let Some(r) = self.restarts.last_mut() else {
+                    self.phase = ChurnPhase::Idle;
+                    return Ok(());
+                };
+                if let (Some(s), None) = (&m.last, r.answered_after_s) {
+                    r.answered_after_s = Some(t - since);
+                    r.peer_id_after = Some(s.peer_id.clone());
+                    r.model_version_after = Some(s.model_version);
+                    r.samples_after = Some(s.samples_seen);
+                    let same = r.same_identity() == Some(true);
+                    let text = format!(
+                        "{} back after {:.0}s: {} peer id, model v{} → v{}, samples {} → {}",
+                        r.node,
+                        t - since,
+                        if same { "same" } else { "DIFFERENT" },
+                        opt(r.model_version_before),
+                        s.model_version,
+                        opt(r.samples_before),
+                        s.samples_seen
+                    );
+                    net.event(Some(victim), text);
+                    return Ok(());
+                }
+                let m = &net.members[victim];
+                let rejoined = m.last.as_ref().is_some_and(|s| s.peers > 0);
+                let failed = m.state == NodeState::Crashed;
+                if rejoined && r.answered_after_s.is_some() {
+                    r.rejoined_after_s = Some(t - since);
+                }
+                if rejoined || failed || t - since > BACK_WITHIN {
+                    if !rejoined {
+                        let text = format!("{} did not rejoin the mesh", r.node);
+                        net.event(Some(victim), text);
+                    }
+                    self.phase = ChurnPhase::Idle;
+                    self.next_kill = (r.stopped_at_s + self.every).max(t + 5.0);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn status_line(&self, net: &Testnet) -> String {
+        let done = self.restarts.len();
+        match self.phase {
+            ChurnPhase::Idle => {
+                let left = self.next_kill - net.now();
+                if net.now() > net.opts.duration_s - QUIET_END {
+                    format!("churn: {done} kills so far; no more kills this close to the end")
+                } else {
+                    format!(
+                        "churn: {done} kills so far; next kill -9 in {:.0}s",
+                        left.max(0.0)
+                    )
+                }
+            }
+            ChurnPhase::Down { victim, .. } => {
+                format!("churn: node{victim} is down (kill -9), restarting it shortly")
+            }
+            ChurnPhase::Back { victim, .. } => {
+                format!("churn: node{victim} restarted, waiting for it to rejoin")
+            }
+        }
+    }
+
+    fn finish(&mut self, net: &Testnet) -> Outcome {
+        let mut out = outcome(self.kind(), self.expected(net));
+        out.restarts = self.restarts.clone();
+        common(net, &mut out);
+        fill_restart_losses(&mut out);
+        let n = out.restarts.len();
+        let observed: Vec<&Restart> = out
+            .restarts
+            .iter()
+            .filter(|r| r.answered_after_s.is_some())
+            .collect();
+        out.measured.push(format!(
+            "{n} kill -9 + restart cycles, {} came back and answered",
+            observed.len()
+        ));
+        if n > 0 {
+            let same = observed
+                .iter()
+                .filter(|r| r.same_identity() == Some(true))
+                .count();
+            let kept = observed
+                .iter()
+                .filter(|r| r.version_kept() == Some(true))
+                .count();
+            let rejoined = out
+                .restarts
+                .iter()
+                .filter(|r| r.rejoined_after_s.is_some())
+                .count();
+            out.measured.push(format!(
+                "{same} of {n} came back with the same peer id; {kept} of {n} with a model version ≥ the one before; {rejoined} of {n} rejoined the mesh"
+            ));
+            out.measured.push(format!(
+                "{} samples rolled back in total (re-learned from the source after restart). \
+                 A lower bound: 'before' is the last poll, up to 1 s before the kill, and \
+                 'after' the first answer after the restart, by when the node may have \
+                 re-learned up to a second of samples",
+                out.lost.samples_rolled_back
+            ));
+            out.checks.push(Check {
+                what: "restarted nodes keep their peer id".into(),
+                ok: same == n,
+                detail: format!("{same} of {n}"),
+            });
+            out.checks.push(Check {
+                what: "restarted nodes keep a model version ≥ the one before the kill".into(),
+                ok: kept == n,
+                detail: format!("{kept} of {n}"),
+            });
+            out.checks.push(Check {
+                what: format!("restarted nodes rejoin the mesh within {BACK_WITHIN:.0} s"),
+                ok: rejoined == n,
+                detail: format!("{rejoined} of {n}"),
+            });
+        } else {
+            out.measured.push(format!(
+                "no kill happened: the run must last more than {:.0} s for the first one",
+                self.every + QUIET_END
+            ));
+            out.checks.push(Check {
+                what: "at least one kill -9 and restart happened".into(),
+                ok: false,
+                detail: format!("run longer than {:.0} s", self.every + QUIET_END),
+            });
+        }
+        out
+    }
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "?".into())
+}
+
+// ---------------------------------------------------------------- partition
+
+enum PartPhase {
+    Joined,
+    Cut { since: f64 },
+    Healed { since: f64 },
+}
+
+struct Partition {
+    side_b: Vec<usize>,
+    key_a: std::path::PathBuf,
+    key_b: std::path::PathBuf,
+    cut_at: f64,
+    heal_at: f64,
+    phase: PartPhase,
+    /// Largest number of peers seen on each side while the cut had settled.
+    max_peers_a: u64,
+    max_peers_b: u64,
+    /// Samples per side when the cut had settled, and at the heal.
+    samples_at_cut: Option<(u64, u64)>,
+    samples_at_heal: Option<(u64, u64)>,
+    healed_after: Option<f64>,
+    restarts: Vec<Restart>,
+}
+
+/// Seconds for connections across the cut to die before isolation is judged.
+const SETTLE: f64 = 10.0;
+
+fn write_key(path: &std::path::Path, seed: u64) -> Result<()> {
+    let mut rng = crate::util::SmallRng::new(seed);
+    let hex: String = (0..4).map(|_| format!("{:016x}", rng.next_u64())).collect();
+    // The pnet key file format of libp2p / IPFS private networks.
+    std::fs::write(path, format!("/key/swarm/psk/1.0.0/\n/base16/\n{hex}\n"))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+impl Partition {
+    fn new(net: &mut Testnet) -> Result<Self> {
+        let n = net.members.len();
+        anyhow::ensure!(n >= 2, "the partition scenario needs at least 2 nodes");
+        let keys = net.opts.out.join("keys");
+        std::fs::create_dir_all(&keys).with_context(|| format!("creating {}", keys.display()))?;
+        // Test-only keys, fresh per run: they protect nothing but the cut.
+        let seed = net.opts.seed ^ unix_now().to_bits();
+        let key_a = keys.join("side-a.key");
+        let key_b = keys.join("side-b.key");
+        write_key(&key_a, seed)?;
+        write_key(&key_b, seed.rotate_left(17) ^ 0x5555)?;
+        for m in &mut net.members {
+            m.spec.network_key = Some(key_a.clone());
+        }
+        let a = n.div_ceil(2);
+        let d = net.opts.duration_s;
+        Ok(Partition {
+            side_b: (a..n).collect(),
+            key_a,
+            key_b,
+            cut_at: (d * 0.3).max(15.0),
+            heal_at: (d * 0.65).max(15.0 + 2.0 * SETTLE),
+            phase: PartPhase::Joined,
+            max_peers_a: 0,
+            max_peers_b: 0,
+            samples_at_cut: None,
+            samples_at_heal: None,
+            healed_after: None,
+            restarts: Vec::new(),
+        })
+    }
+
+    fn side_samples(&self, net: &Testnet) -> (u64, u64) {
+        let mut a = 0;
+        let mut b = 0;
+        for (i, m) in net.members.iter().enumerate() {
+            let s = m.last.as_ref().map(|s| s.samples_seen).unwrap_or(0);
+            if self.side_b.contains(&i) {
+                b += s;
+            } else {
+                a += s;
+            }
+        }
+        (a, b)
+    }
+
+    /// Restart every node of side B with `key` and `bootstrap`.
+    fn move_side_b(&mut self, net: &mut Testnet, t: f64, to_b: bool) -> Result<()> {
+        let first_b = self.side_b.first().copied();
+        let to_a_bootstrap: Vec<String> = [0, 1]
+            .iter()
+            .filter(|i| !self.side_b.contains(i))
+            .filter_map(|&i| net.dial_addr(i))
+            .collect();
+        for (k, &i) in self.side_b.iter().enumerate() {
+            let before = net.members[i].last.clone();
+            net.stop_node(i);
+            let b_bootstrap: Vec<String> = match first_b {
+                Some(f) if k > 0 => net.dial_addr(f).into_iter().collect(),
+                _ => Vec::new(),
+            };
+            let spec = &mut net.members[i].spec;
+            if to_b {
+                spec.network_key = Some(self.key_b.clone());
+                spec.bootstrap = b_bootstrap;
+            } else {
+                spec.network_key = Some(self.key_a.clone());
+                spec.bootstrap = to_a_bootstrap.clone();
+            }
+            net.start_node(i)?;
+            net.members[i].restarts += 1;
+            self.restarts.push(Restart {
+                node: net.members[i].spec.name.clone(),
+                how: if to_b {
+                    "stop, restart on key B"
+                } else {
+                    "stop, restart on key A"
+                }
+                .into(),
+                stopped_at_s: t,
+                restarted_at_s: net.now(),
+                answered_after_s: None,
+                rejoined_after_s: None,
+                peer_id_before: before.as_ref().map(|s| s.peer_id.clone()),
+                peer_id_after: None,
+                model_version_before: before.as_ref().map(|s| s.model_version),
+                model_version_after: None,
+                samples_before: before.as_ref().map(|s| s.samples_seen),
+                samples_after: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fill in the restart records from the first answers after a restart.
+    fn observe_restarts(&mut self, net: &Testnet, t: f64) {
+        for r in &mut self.restarts {
+            let Some(i) = net.members.iter().position(|m| m.spec.name == r.node) else {
+                continue;
+            };
+            let Some(s) = net.members[i].last.as_ref() else {
+                continue;
+            };
+            if r.answered_after_s.is_none() {
+                r.answered_after_s = Some(t - r.restarted_at_s);
+                r.peer_id_after = Some(s.peer_id.clone());
+                r.model_version_after = Some(s.model_version);
+                r.samples_after = Some(s.samples_seen);
+            }
+            if r.rejoined_after_s.is_none() && s.peers > 0 {
+                r.rejoined_after_s = Some(t - r.restarted_at_s);
+            }
+        }
+    }
+}
+
+impl Scenario for Partition {
+    fn kind(&self) -> ScenarioKind {
+        ScenarioKind::Partition
+    }
+
+    fn expected(&self, net: &Testnet) -> Vec<String> {
+        let n = net.members.len();
+        let b = self.side_b.len();
+        vec![
+            format!(
+                "from {:.0} s to {:.0} s nodes {} ({b} of {n}) are cut off: restarted with a different network key",
+                self.cut_at,
+                self.heal_at,
+                names(&self.side_b)
+            ),
+            format!(
+                "during the cut each side sees only its own nodes (≤ {} and ≤ {} peers) and keeps learning",
+                n - b - 1,
+                b.saturating_sub(1)
+            ),
+            "after the heal (restart on the common key) every node sees all the others again"
+                .into(),
+            "a gentle stop loses nothing: no samples rolled back, same peer ids".into(),
+        ]
+    }
+
+    fn tick(&mut self, net: &mut Testnet, t: f64) -> Result<()> {
+        self.observe_restarts(net, t);
+        match self.phase {
+            PartPhase::Joined if t >= self.cut_at => {
+                net.event(
+                    None,
+                    format!("partition: moving {} to network key B", names(&self.side_b)),
+                );
+                self.move_side_b(net, t, true)?;
+                self.phase = PartPhase::Cut { since: net.now() };
+            }
+            PartPhase::Cut { since } => {
+                if t >= since + SETTLE {
+                    if self.samples_at_cut.is_none() {
+                        self.samples_at_cut = Some(self.side_samples(net));
+                    }
+                    for (i, m) in net.members.iter().enumerate() {
+                        let peers = m.last.as_ref().map(|s| s.peers).unwrap_or(0);
+                        if self.side_b.contains(&i) {
+                            self.max_peers_b = self.max_peers_b.max(peers);
+                        } else {
+                            self.max_peers_a = self.max_peers_a.max(peers);
+                        }
+                    }
+                }
+                if t >= self.heal_at {
+                    self.samples_at_heal = Some(self.side_samples(net));
+                    net.event(None, "partition: healing, side B back on key A");
+                    self.move_side_b(net, t, false)?;
+                    self.phase = PartPhase::Healed { since: net.now() };
+                }
+            }
+            PartPhase::Healed { since } if self.healed_after.is_none() => {
+                let n = net.members.len() as u64;
+                if net.members.iter().all(|m| {
+                    m.state == NodeState::Up && m.last.as_ref().is_some_and(|s| s.peers + 1 >= n)
+                }) {
+                    self.healed_after = Some(t - since);
+                    net.event(
+                        None,
+                        format!("partition healed: full mesh again after {:.0}s", t - since),
+                    );
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn status_line(&self, net: &Testnet) -> String {
+        let now = net.now();
+        match self.phase {
+            PartPhase::Joined => format!(
+                "partition: mesh joined; cutting {} off in {:.0}s",
+                names(&self.side_b),
+                (self.cut_at - now).max(0.0)
+            ),
+            PartPhase::Cut { .. } => format!(
+                "partition: {} cut off (network key B); healing in {:.0}s",
+                names(&self.side_b),
+                (self.heal_at - now).max(0.0)
+            ),
+            PartPhase::Healed { .. } => match self.healed_after {
+                Some(h) => format!("partition: healed, full mesh again after {h:.0}s"),
+                None => "partition: healing, waiting for the full mesh".into(),
+            },
+        }
+    }
+
+    fn finish(&mut self, net: &Testnet) -> Outcome {
+        let mut out = outcome(self.kind(), self.expected(net));
+        out.restarts = self.restarts.clone();
+        common(net, &mut out);
+        fill_restart_losses(&mut out);
+        let n = net.members.len() as u64;
+        let b = self.side_b.len() as u64;
+        let (cut_ok, heal_seen) = match (self.samples_at_cut, self.samples_at_heal) {
+            (Some(c), Some(h)) => (
+                true,
+                Some((h.0.saturating_sub(c.0), h.1.saturating_sub(c.1))),
+            ),
+            _ => (false, None),
+        };
+        if !cut_ok {
+            out.measured.push(format!(
+                "the cut never settled: run longer (cut at {:.0} s, heal at {:.0} s, settle {SETTLE:.0} s)",
+                self.cut_at, self.heal_at
+            ));
+            out.checks.push(Check {
+                what: "the partition happened and was observed".into(),
+                ok: false,
+                detail: "run too short".into(),
+            });
+            return out;
+        }
+        let isolated = self.max_peers_a < n - b && self.max_peers_b < b;
+        out.measured.push(format!(
+            "during the cut: side A saw at most {} peers, side B at most {}",
+            self.max_peers_a, self.max_peers_b
+        ));
+        out.checks.push(Check {
+            what: "no connection across the cut".into(),
+            ok: isolated,
+            detail: format!(
+                "max peers A={} (limit {}), B={} (limit {})",
+                self.max_peers_a,
+                n - b - 1,
+                self.max_peers_b,
+                b - 1
+            ),
+        });
+        if let Some((ga, gb)) = heal_seen {
+            out.measured.push(format!(
+                "during the cut side A learned {ga} samples, side B {gb}"
+            ));
+            out.checks.push(Check {
+                what: "both sides kept learning during the cut".into(),
+                ok: ga > 0 && gb > 0,
+                detail: format!("A +{ga}, B +{gb}"),
+            });
+        }
+        out.measured.push(match self.healed_after {
+            Some(h) => format!("full mesh again {h:.1} s after the heal"),
+            None => "the mesh did not become full again before the end".into(),
+        });
+        out.checks.push(Check {
+            what: "the mesh heals after the cut".into(),
+            ok: self.healed_after.is_some(),
+            detail: self
+                .healed_after
+                .map(|h| format!("{h:.1} s"))
+                .unwrap_or_else(|| "not within the run".into()),
+        });
+        out.measured.push(format!(
+            "{} samples rolled back over {} gentle restarts",
+            out.lost.samples_rolled_back,
+            out.restarts.len()
+        ));
+        out
+    }
+}
+
+fn names(ids: &[usize]) -> String {
+    ids.iter()
+        .map(|i| format!("node{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
