@@ -21,6 +21,7 @@
 pub mod classifier;
 pub mod drift;
 pub mod eval;
+pub mod merge;
 pub mod metrics;
 pub mod model;
 pub mod models;

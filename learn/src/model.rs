@@ -6,9 +6,15 @@
 use serde::{Deserialize, Serialize};
 
 use crate::classifier::Classifier;
+use crate::models::auto::{self, Auto};
 use crate::models::baseline::{Majority, NoChange};
+use crate::models::ensemble::{
+    adwin_bagging, arf, leveraging, oza, srp, AdwinBagging, Arf, LeveragingBagging, OzaBagging,
+    OzaBoosting, Srp,
+};
 use crate::models::knn::Knn;
 use crate::models::linear::{LogisticRegression, PassiveAggressive, Perceptron};
+use crate::models::mlp::{self, Mlp};
 use crate::models::naive_bayes::GaussianNB;
 use crate::models::tree::{self, HoeffdingAdaptiveTree, HoeffdingTree};
 use crate::schema::Schema;
@@ -122,6 +128,46 @@ pub const MODELS: &[ModelInfo] = &[
         summary: "Hoeffding adaptive tree: ADWIN per node, alternate subtrees (River defaults)",
         params: tree::HAT_PARAMS,
     },
+    ModelInfo {
+        name: "arf",
+        summary: "Adaptive Random Forest: Poisson(6) bagging, random features per leaf, ADWIN warning/drift with background trees (River defaults)",
+        params: arf::ARF_PARAMS,
+    },
+    ModelInfo {
+        name: "srp",
+        summary: "Streaming Random Patches: random subspaces + Poisson(6) bagging of Hoeffding trees, ADWIN warning/drift (River defaults)",
+        params: srp::SRP_PARAMS,
+    },
+    ModelInfo {
+        name: "lb",
+        summary: "Leveraging Bagging: Poisson(6) bagging, ADWIN per member, worst member reset on change (River defaults)",
+        params: leveraging::LB_PARAMS,
+    },
+    ModelInfo {
+        name: "oza_bag",
+        summary: "Oza online bagging: Poisson(1) weights (River BaggingClassifier)",
+        params: oza::OZA_BAG_PARAMS,
+    },
+    ModelInfo {
+        name: "oza_boost",
+        summary: "Oza online boosting (River AdaBoostClassifier)",
+        params: oza::OZA_BOOST_PARAMS,
+    },
+    ModelInfo {
+        name: "adwin_bag",
+        summary: "ADWIN bagging: Oza bagging with an ADWIN error detector per member",
+        params: adwin_bagging::ADWIN_BAG_PARAMS,
+    },
+    ModelInfo {
+        name: "mlp",
+        summary: "online multilayer perceptron: standardised inputs, softmax over growing classes, SGD or Adam",
+        params: mlp::MLP_PARAMS,
+    },
+    ModelInfo {
+        name: "auto",
+        summary: "online model selection: races a pool of learners (successive halving, Hoeffding elimination), re-explores on drift, top-k vote",
+        params: auto::AUTO_PARAMS,
+    },
 ];
 
 const LINEAR_PARAMS_LR: &[ParamDoc] = &[
@@ -160,6 +206,14 @@ pub enum Model {
     Knn(Knn),
     Ht(HoeffdingTree),
     Hat(HoeffdingAdaptiveTree),
+    Arf(Arf),
+    Srp(Srp),
+    Lb(LeveragingBagging),
+    OzaBag(OzaBagging),
+    OzaBoost(OzaBoosting),
+    AdwinBag(AdwinBagging),
+    Mlp(Mlp),
+    Auto(Auto),
 }
 
 /// Delegates a method call to the wrapped model, whatever its kind.
@@ -175,6 +229,14 @@ macro_rules! each_model {
             Model::Knn($m) => $body,
             Model::Ht($m) => $body,
             Model::Hat($m) => $body,
+            Model::Arf($m) => $body,
+            Model::Srp($m) => $body,
+            Model::Lb($m) => $body,
+            Model::OzaBag($m) => $body,
+            Model::OzaBoost($m) => $body,
+            Model::AdwinBag($m) => $body,
+            Model::Mlp($m) => $body,
+            Model::Auto($m) => $body,
         }
     };
 }
@@ -192,7 +254,24 @@ impl Model {
             Model::Knn(_) => "knn",
             Model::Ht(_) => "ht",
             Model::Hat(_) => "hat",
+            Model::Arf(_) => "arf",
+            Model::Srp(_) => "srp",
+            Model::Lb(_) => "lb",
+            Model::OzaBag(_) => "oza_bag",
+            Model::OzaBoost(_) => "oza_boost",
+            Model::AdwinBag(_) => "adwin_bag",
+            Model::Mlp(_) => "mlp",
+            Model::Auto(_) => "auto",
         }
+    }
+
+    /// Whether this model holds other models (an ensemble or model
+    /// selection); such models cannot be members of bagging ensembles.
+    pub fn is_ensemble(&self) -> bool {
+        matches!(
+            self.kind(),
+            "arf" | "srp" | "lb" | "oza_bag" | "oza_boost" | "adwin_bag" | "auto"
+        )
     }
 }
 
@@ -284,6 +363,14 @@ pub fn build(spec: &Spec, schema: &Schema) -> Result<Model, SpecError> {
         }
         "ht" => Model::Ht(tree::build_ht(spec, schema)?),
         "hat" => Model::Hat(tree::build_hat(spec, schema)?),
+        "arf" => Model::Arf(arf::build_arf(spec, schema)?),
+        "srp" => Model::Srp(srp::build_srp(spec, schema)?),
+        "lb" => Model::Lb(leveraging::build_lb(spec, schema)?),
+        "oza_bag" => Model::OzaBag(oza::build_oza_bag(spec, schema)?),
+        "oza_boost" => Model::OzaBoost(oza::build_oza_boost(spec, schema)?),
+        "adwin_bag" => Model::AdwinBag(adwin_bagging::build_adwin_bag(spec, schema)?),
+        "mlp" => Model::Mlp(Mlp::from_spec(spec, schema)?),
+        "auto" => Model::Auto(Auto::from_spec(spec, schema)?),
         other => {
             return Err(SpecError::UnknownName {
                 name: other.to_string(),

@@ -1,29 +1,42 @@
 //! k nearest neighbours over a sliding window, as River's
 //! `neighbors.KNNClassifier` with its exact `LazySearch` engine (the
 //! classic lazy learner; see Bifet et al. 2018, "Machine Learning for Data
-//! Streams", ch. 6). River 0.21's default engine is the approximate SWINN
-//! graph (exact for its first 500 samples); this one is always exact.
+//! Streams", ch. 6). River's default engine is the approximate SWINN graph
+//! (exact for its first 500 samples); this one is always exact.
 //!
 //! The window is a ring buffer of the last `window_size` samples, stored
 //! flat in one `Vec<f64>` (row = sample); prediction is a linear scan. At
 //! River's window of 1000 a scan is a few microseconds, so no index is kept.
 //!
 //! Parameters (spec `knn`), River's defaults:
-//! - `n_neighbors = 5`;
+//! - `n_neighbors = 5`; with fewer samples in the window, all of them vote;
 //! - `window_size = 1000`;
-//! - `p = 2`: Minkowski exponent, distance `(Σ |a_i - b_i|^p)^(1/p)` as
-//!   River 0.21's `utils.math.minkowski_distance` (older River versions
-//!   left out the root, which changes the inverse-distance weights);
+//! - `p = 2`: Minkowski exponent, distance `(Σ |a_i - b_i|^p)^(1/p)`. At
+//!   `p = 2` this is River 0.26's Euclidean distance, root included (older
+//!   River versions left the root out, which changes the inverse-distance
+//!   weights);
 //! - `weighted = true`: a neighbour votes `1 / distance` (else 1). If the
 //!   nearest neighbour is an exact match (distance 0) its class gets
 //!   probability 1, as in River. Votes are normalised by their sum
 //!   (River's `softmax=False`).
 //!
-//! Where River defines nothing: a missing (`NaN`) or infinite value on
-//! either side contributes 0 to the distance; a nominal feature (per the
-//! schema's nominal mask) contributes 0 when equal and 1 when not. When
-//! every neighbour is infinitely far (huge values) the votes fall back to
-//! uniform weights.
+//! Matching River 0.26 sample for sample (checked with
+//! `bench/compare_river.sh --models knn`):
+//! - neighbours are ordered by distance, ties by age (older first), as
+//!   River's sort by `(distance, position in the window)`;
+//! - a missing (`NaN`) numeric value counts as 0, as an absent key of
+//!   River's feature dicts does: it adds the other side's value to the
+//!   distance; missing on both sides adds nothing. The terms are summed in
+//!   River's order (the query's present features first, then the ones only
+//!   the stored sample has), so even ties come out the same;
+//! - every class learnt so far is in the output, with 0 when no neighbour
+//!   votes for it.
+//!
+//! Where River defines nothing: a nominal feature (per the schema's nominal
+//! mask) contributes 0 when equal and 1 when not (River cannot take text
+//! in a distance); an infinite value is stored as missing. When every
+//! neighbour is infinitely far (huge values) the votes fall back to uniform
+//! weights.
 
 use serde::{Deserialize, Serialize};
 
@@ -103,28 +116,57 @@ impl Knn {
         self.stride = stride;
     }
 
+    /// One term of the distance sum for `|a - b|`.
     #[inline]
-    fn distance(&self, row: &[f64], x: &[f64]) -> f64 {
+    fn term(&self, diff: f64) -> f64 {
+        if self.p == 2.0 {
+            diff * diff
+        } else if self.p == 1.0 {
+            diff
+        } else {
+            diff.powf(self.p)
+        }
+    }
+
+    /// Distance from stored `row` to query `x`; `x_complete` says that no
+    /// feature of `x` (up to the stride) is missing, which skips River's
+    /// second pass.
+    #[inline]
+    fn distance(&self, row: &[f64], x: &[f64], x_complete: bool) -> f64 {
         let mut d = 0.0;
+        // River's first pass: the query's present features, in order; a
+        // stored value that is missing counts as 0.
         for (i, &a) in row.iter().enumerate() {
             let b = feature(x, i);
-            if !(a.is_finite() && b.is_finite()) {
+            if !b.is_finite() {
                 continue;
             }
             if self.nominal.get(i).copied().unwrap_or(false) {
-                if a != b {
+                if a.is_finite() && a != b {
                     d += 1.0;
                 }
                 continue;
             }
-            let diff = (a - b).abs();
-            d += if self.p == 2.0 {
-                diff * diff
-            } else if self.p == 1.0 {
-                diff
-            } else {
-                diff.powf(self.p)
-            };
+            let a = if a.is_finite() { a } else { 0.0 };
+            d += self.term((b - a).abs());
+        }
+        // Query features the window has not seen yet: stored as 0.
+        for (i, &b) in x.iter().enumerate().skip(row.len()) {
+            if b.is_finite() && !self.nominal.get(i).copied().unwrap_or(false) {
+                d += self.term(b.abs());
+            }
+        }
+        // Second pass: features only the stored sample has.
+        if !x_complete {
+            for (i, &a) in row.iter().enumerate() {
+                if feature(x, i).is_finite()
+                    || !a.is_finite()
+                    || self.nominal.get(i).copied().unwrap_or(false)
+                {
+                    continue;
+                }
+                d += self.term(a.abs());
+            }
         }
         if self.p == 2.0 {
             d.sqrt()
@@ -184,10 +226,11 @@ impl Classifier for Knn {
         let s = self.stride;
         let n = self.len();
         let start = if n < self.window_size { 0 } else { self.head };
+        let x_complete = (0..s).all(|i| feature(x, i).is_finite());
         let mut found = 0usize;
         for j in 0..n {
             let r = (start + j) % n;
-            let d = self.distance(&self.data[r * s..(r + 1) * s], x);
+            let d = self.distance(&self.data[r * s..(r + 1) * s], x, x_complete);
             let label = self.labels[r] as f64;
             if found < k {
                 out.push(d);
@@ -371,7 +414,15 @@ mod tests {
         // Nominal mismatch costs 1, the numeric gap 0.5: class 1 is nearer.
         assert_eq!(m.predict_one(&[1.0, 10.0]), Some(1));
         m.learn_one(&[0.0, f64::NAN, 7.0], 2, 1.0);
-        assert_eq!(m.predict_one(&[0.0, 99.0, 7.1]), Some(2));
+        assert_eq!(m.predict_one(&[0.0, 0.5, 7.1]), Some(2));
+        // A missing value counts as 0, as River's absent keys do: the
+        // query's 99 is 99 away from the third sample, which makes the
+        // second one (88.5 and 7.1 apart, nominal mismatch 1) the nearest.
+        assert_eq!(m.predict_one(&[0.0, 99.0, 7.1]), Some(1));
+        // Missing in the query: the stored values count in full, so the
+        // third sample (7 away) beats the first (10 away).
+        let p = m.predict_proba_one(&[0.0, f64::NAN, f64::NAN]);
+        assert_eq!(p, vec![0.0, 0.0, 1.0]);
         for x in [vec![f64::INFINITY; 3], vec![1e300, -1e300], vec![]] {
             let p = m.predict_proba_one(&x);
             assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{p:?}");

@@ -716,6 +716,230 @@ impl Classifier for PassiveAggressive {
     }
 }
 
+/// The learnt parameters of a linear model in a form federated merging can
+/// average (see `crate::merge`): one row of weights and a bias per unit,
+/// and which classes were taught.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearParams {
+    /// Classes known.
+    pub n_classes: usize,
+    /// `false`: a single unit scoring class 1 against class 0.
+    pub multi: bool,
+    /// Which classes were taught.
+    pub seen: Vec<bool>,
+    /// Features per unit.
+    pub n_features: usize,
+    /// `units × n_features`, row-major.
+    pub weights: Vec<f64>,
+    /// One bias per unit.
+    pub bias: Vec<f64>,
+}
+
+impl LinearParams {
+    /// Units (rows).
+    pub fn units(&self) -> usize {
+        self.bias.len()
+    }
+
+    /// Whether unit `u` carries anything learnt: every unit of a binary
+    /// model, the units of taught classes in a multiclass one.
+    pub fn active(&self, u: usize) -> bool {
+        !self.multi || self.seen.get(u).copied().unwrap_or(false)
+    }
+
+    /// Every number finite and the shape consistent.
+    pub fn is_valid(&self) -> bool {
+        let units_ok = if self.multi {
+            self.bias.len() == self.n_classes
+        } else {
+            self.bias.len() <= 1
+        };
+        self.n_classes <= MAX_CLASSES
+            && self.seen.len() == self.n_classes
+            && units_ok
+            && self.bias.len().checked_mul(self.n_features) == Some(self.weights.len())
+            && self.weights.iter().chain(&self.bias).all(|v| v.is_finite())
+    }
+
+    /// Euclidean norm of weights and biases.
+    pub fn norm(&self) -> f64 {
+        self.weights
+            .iter()
+            .chain(&self.bias)
+            .map(|v| v * v)
+            .sum::<f64>()
+            .sqrt()
+    }
+}
+
+impl Core {
+    fn params(&self) -> LinearParams {
+        LinearParams {
+            n_classes: self.n_classes,
+            multi: self.multi,
+            seen: self.seen.clone(),
+            n_features: self.n_features,
+            weights: self.weights.clone(),
+            bias: self.bias.clone(),
+        }
+    }
+
+    /// Replace the learnt parameters (the scaler and rates stay); refused
+    /// unless the shape is consistent and every number finite.
+    fn set_params(&mut self, p: LinearParams) -> Result<(), String> {
+        if !p.is_valid() {
+            return Err("linear model: parameters are malformed".into());
+        }
+        self.n_classes = p.n_classes;
+        self.multi = p.multi;
+        self.seen = p.seen;
+        self.n_features = p.n_features;
+        self.weights = p.weights;
+        self.bias = p.bias;
+        Ok(())
+    }
+
+    /// Grow to at least `n_classes` classes (multiclass when `multi`) and
+    /// `n_features` features, keeping what is learnt.
+    fn reshape(&mut self, n_classes: usize, n_features: usize, multi: bool, widen: Widen) {
+        if n_classes > self.n_classes {
+            self.n_classes = n_classes;
+            self.seen.resize(n_classes, false);
+        }
+        if multi && !self.multi {
+            // The same widening as when a third class is taught.
+            let f = self.n_features;
+            let w1: Vec<f64> = self.weights.get(..f).unwrap_or(&[]).to_vec();
+            let b1 = self.bias.first().copied().unwrap_or(0.0);
+            self.multi = true;
+            self.weights = vec![0.0; 2 * f];
+            self.bias = vec![0.0; 2];
+            if w1.len() == f {
+                self.weights[f..2 * f].copy_from_slice(&w1);
+            }
+            self.bias[1] = b1;
+            if let Widen::OneVsRest = widen {
+                for (a, b) in self.weights[..f].iter_mut().zip(&w1) {
+                    *a = -b;
+                }
+                self.bias[0] = -b1;
+            }
+            // A binary model that learnt anything saw both classes.
+            if b1 != 0.0 || w1.iter().any(|w| *w != 0.0) {
+                for s in self.seen.iter_mut().take(2) {
+                    *s = true;
+                }
+            }
+        }
+        let units = if self.multi {
+            self.n_classes
+        } else {
+            self.bias
+                .len()
+                .max(usize::from(self.n_classes > 0 || n_features > 0))
+        };
+        self.resize(units, n_features.max(self.n_features));
+    }
+
+    /// Renumber classes: class `c` becomes `map[c]`. Multiclass rows move;
+    /// a binary model whose two classes swap negates its unit; a binary
+    /// model sent past class 1 widens first.
+    fn remap_classes(&mut self, map: &[usize], widen: Widen) -> Result<(), String> {
+        if map.len() < self.n_classes {
+            return Err("class map shorter than the model's classes".into());
+        }
+        let target = map
+            .iter()
+            .take(self.n_classes)
+            .map(|&c| c + 1)
+            .max()
+            .unwrap_or(0);
+        if target > MAX_CLASSES {
+            return Err("class map goes past the class limit".into());
+        }
+        let mut seen_to = vec![false; target];
+        for &to in map.iter().take(self.n_classes) {
+            if seen_to[to] {
+                return Err("class map is not one-to-one".into());
+            }
+            seen_to[to] = true;
+        }
+        if !self.multi {
+            let identity = map
+                .iter()
+                .take(self.n_classes)
+                .enumerate()
+                .all(|(c, &t)| c == t);
+            if identity {
+                return Ok(());
+            }
+            let swap = self.n_classes == 2 && map[0] == 1 && map[1] == 0;
+            if swap {
+                for w in self.weights.iter_mut().chain(self.bias.iter_mut()) {
+                    *w = -*w;
+                }
+                self.seen.swap(0, 1);
+                return Ok(());
+            }
+            let (c, f) = (self.n_classes.max(3), self.n_features);
+            self.reshape(c, f, true, widen);
+        }
+        let f = self.n_features;
+        let n = target.max(self.n_classes);
+        let mut weights = vec![0.0; n * f];
+        let mut bias = vec![0.0; n];
+        let mut seen = vec![false; n];
+        for (c, &to) in map.iter().take(self.n_classes).enumerate() {
+            weights[to * f..(to + 1) * f].copy_from_slice(&self.weights[c * f..(c + 1) * f]);
+            bias[to] = self.bias[c];
+            seen[to] = self.seen[c];
+        }
+        self.n_classes = n;
+        self.weights = weights;
+        self.bias = bias;
+        self.seen = seen;
+        Ok(())
+    }
+}
+
+/// Parameter access for the three linear models, used by federated merging.
+pub trait LinearModel {
+    /// The learnt parameters.
+    fn params(&self) -> LinearParams;
+    /// Replace the learnt parameters; refused (nothing changes) unless the
+    /// shape is consistent and every number finite.
+    fn set_params(&mut self, p: LinearParams) -> Result<(), String>;
+    /// Grow to at least `n_classes` classes (multiclass when `multi`) and
+    /// `n_features` features, keeping what is learnt (predictions of the
+    /// classes known do not change).
+    fn reshape(&mut self, n_classes: usize, n_features: usize, multi: bool);
+    /// Renumber classes: class `c` becomes `map[c]` (one-to-one).
+    fn remap_classes(&mut self, map: &[usize]) -> Result<(), String>;
+}
+
+macro_rules! linear_model {
+    ($t:ty, $widen:expr) => {
+        impl LinearModel for $t {
+            fn params(&self) -> LinearParams {
+                self.core.params()
+            }
+            fn set_params(&mut self, p: LinearParams) -> Result<(), String> {
+                self.core.set_params(p)
+            }
+            fn reshape(&mut self, n_classes: usize, n_features: usize, multi: bool) {
+                self.core.reshape(n_classes, n_features, multi, $widen)
+            }
+            fn remap_classes(&mut self, map: &[usize]) -> Result<(), String> {
+                self.core.remap_classes(map, $widen)
+            }
+        }
+    };
+}
+
+linear_model!(LogisticRegression, Widen::Softmax);
+linear_model!(Perceptron, Widen::OneVsRest);
+linear_model!(PassiveAggressive, Widen::OneVsRest);
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -235,6 +235,36 @@ impl GaussianNB {
         }
         self.total_weight += other.total_weight;
     }
+
+    /// Renumber classes: class `c` becomes `map[c]` (one-to-one), so that a
+    /// peer's statistics line up with the local label order before
+    /// [`GaussianNB::merge`].
+    pub fn remap_classes(&mut self, map: &[usize]) -> Result<(), String> {
+        if map.len() < self.classes.len() {
+            return Err("nb: class map shorter than the model's classes".into());
+        }
+        let n = map
+            .iter()
+            .take(self.classes.len())
+            .map(|&c| c + 1)
+            .max()
+            .unwrap_or(0);
+        if n > MAX_CLASSES {
+            return Err("nb: class map goes past the class limit".into());
+        }
+        let mut taken = vec![false; n];
+        for &to in map.iter().take(self.classes.len()) {
+            if std::mem::replace(&mut taken[to], true) {
+                return Err("nb: class map is not one-to-one".into());
+            }
+        }
+        let mut out: Vec<Option<ClassStats>> = vec![None; n];
+        for (c, st) in std::mem::take(&mut self.classes).into_iter().enumerate() {
+            out[map[c]] = Some(st);
+        }
+        self.classes = out.into_iter().map(Option::unwrap_or_default).collect();
+        Ok(())
+    }
 }
 
 /// The serialised form of [`GaussianNB`], checked before it becomes one.

@@ -15,6 +15,7 @@
 //! held at once, for type detection.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::BufRead;
 
 use super::{is_missing, open_reader, OpenOptions, Stream, StreamError};
@@ -22,6 +23,33 @@ use crate::schema::{Feature, FeatureKind, Sample, Schema};
 
 /// Rows read ahead to decide which columns are nominal.
 pub const DETECT_ROWS: usize = 1000;
+
+/// FNV-1a: nominal values and class labels are short strings looked up
+/// once per field, where SipHash's set-up cost dominates. The maps are
+/// bounded by the file's distinct values; a file crafted to collide only
+/// slows its own reading down.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap = HashMap<String, usize, BuildHasherDefault<Fnv>>;
 
 /// A CSV file as a stream of samples.
 pub struct CsvStream {
@@ -34,8 +62,8 @@ pub struct CsvStream {
     /// Per column: index into `schema.features`, or `usize::MAX` for the class.
     feature_of_col: Vec<usize>,
     /// Per feature: value → index, for nominal features only.
-    nominal_index: Vec<Option<HashMap<String, usize>>>,
-    class_index: HashMap<String, usize>,
+    nominal_index: Vec<Option<FastMap>>,
+    class_index: FastMap,
     /// Rows read during type detection, with their line numbers.
     ahead: VecDeque<(u64, String)>,
     line_no: u64,
@@ -67,7 +95,7 @@ impl CsvStream {
             target_col: 0,
             feature_of_col: Vec::new(),
             nominal_index: Vec::new(),
-            class_index: HashMap::new(),
+            class_index: FastMap::default(),
             ahead: VecDeque::new(),
             line_no: 0,
             raw: Vec::new(),
@@ -144,7 +172,7 @@ impl CsvStream {
                 for (c, &(a, b)) in s.bounds.iter().enumerate() {
                     let f = &s.scratch[a..b];
                     if !is_missing(f) {
-                        if f.parse::<f64>().is_ok() {
+                        if parse_f64(f).is_some() {
                             numbers[c] += 1;
                         } else {
                             words[c] += 1;
@@ -171,7 +199,7 @@ impl CsvStream {
                 s.schema
                     .features
                     .push(Feature::nominal(name.clone(), Vec::new()));
-                s.nominal_index.push(Some(HashMap::new()));
+                s.nominal_index.push(Some(FastMap::default()));
             }
         }
         Ok(s)
@@ -187,6 +215,18 @@ impl CsvStream {
 
     /// Next physical line (without its line ending), or `None` at the end.
     fn read_line(&mut self) -> Result<Option<String>, StreamError> {
+        if !self.read_raw()? {
+            return Ok(None);
+        }
+        match std::str::from_utf8(&self.raw) {
+            Ok(s) => Ok(Some(s.to_string())),
+            Err(e) => Err(self.parse_err(self.line_no, format!("not valid UTF-8: {e}"))),
+        }
+    }
+
+    /// Read the next physical line into `self.raw` (line ending removed);
+    /// false at the end.
+    fn read_raw(&mut self) -> Result<bool, StreamError> {
         self.raw.clear();
         let n = self
             .reader
@@ -196,21 +236,46 @@ impl CsvStream {
                 source,
             })?;
         if n == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         self.line_no += 1;
         while matches!(self.raw.last(), Some(b'\n' | b'\r')) {
             self.raw.pop();
         }
-        match std::str::from_utf8(&self.raw) {
-            Ok(s) => Ok(Some(s.to_string())),
-            Err(e) => Err(self.parse_err(self.line_no, format!("not valid UTF-8: {e}"))),
-        }
+        Ok(true)
     }
 
-    fn parse_row(&mut self, line_no: u64, line: &str) -> Result<Sample, StreamError> {
-        split_line(line, self.delimiter, &mut self.scratch, &mut self.bounds)
-            .map_err(|p| self.parse_err(line_no, p))?;
+    /// Parse one data line into `x` (resized to the feature count) and
+    /// return its class. Lines without quotes are split in place; quoted
+    /// ones are unquoted into `self.scratch` first.
+    fn parse_row(
+        &mut self,
+        line_no: u64,
+        line: &str,
+        x: &mut Vec<f64>,
+    ) -> Result<usize, StreamError> {
+        let quoted = line.as_bytes().contains(&b'"');
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let split = if quoted {
+            split_line(line, self.delimiter, &mut scratch, &mut self.bounds)
+        } else {
+            split_plain(line, self.delimiter, &mut self.bounds);
+            Ok(())
+        };
+        let text: &str = if quoted { &scratch } else { line };
+        let result = split
+            .map_err(|p| self.parse_err(line_no, p))
+            .and_then(|()| self.fields_to_sample(line_no, text, x));
+        self.scratch = scratch;
+        result
+    }
+
+    fn fields_to_sample(
+        &mut self,
+        line_no: u64,
+        text: &str,
+        x: &mut Vec<f64>,
+    ) -> Result<usize, StreamError> {
         if self.bounds.len() != self.n_cols {
             return Err(self.parse_err(
                 line_no,
@@ -221,11 +286,12 @@ impl CsvStream {
                 ),
             ));
         }
-        let mut x = vec![f64::NAN; self.schema.features.len()];
+        x.clear();
+        x.resize(self.schema.features.len(), f64::NAN);
         let mut y = 0;
         for c in 0..self.n_cols {
             let (a, b) = self.bounds[c];
-            let field = &self.scratch[a..b];
+            let field = &text[a..b];
             let fi = self.feature_of_col[c];
             if fi == usize::MAX {
                 if is_missing(field) {
@@ -245,9 +311,9 @@ impl CsvStream {
                 continue;
             }
             x[fi] = match &mut self.nominal_index[fi] {
-                None => match field.parse::<f64>() {
-                    Ok(v) => v,
-                    Err(_) => {
+                None => match parse_f64(field) {
+                    Some(v) => v,
+                    None => {
                         let problem = format!(
                             "column `{}`: `{field}` is not a number",
                             self.schema.features[fi].name
@@ -269,7 +335,33 @@ impl CsvStream {
                 },
             };
         }
-        Ok(Sample { x, y })
+        Ok(y)
+    }
+
+    /// The next sample into `x`, reusing its buffer; `Ok(None)` at the end.
+    fn next_into(&mut self, x: &mut Vec<f64>) -> Result<Option<usize>, StreamError> {
+        if let Some((line_no, line)) = self.ahead.pop_front() {
+            return self.parse_row(line_no, &line, x).map(Some);
+        }
+        loop {
+            if !self.read_raw()? {
+                return Ok(None);
+            }
+            let raw = std::mem::take(&mut self.raw);
+            let result = match std::str::from_utf8(&raw) {
+                Err(e) => Err(self.parse_err(self.line_no, format!("not valid UTF-8: {e}"))),
+                Ok(l) if l.trim().is_empty() => {
+                    self.raw = raw;
+                    continue;
+                }
+                Ok(l) => {
+                    let line_no = self.line_no;
+                    self.parse_row(line_no, l, x).map(Some)
+                }
+            };
+            self.raw = raw;
+            return result;
+        }
     }
 }
 
@@ -279,18 +371,79 @@ impl Stream for CsvStream {
     }
 
     fn next_sample(&mut self) -> Result<Option<Sample>, StreamError> {
-        let (line_no, line) = match self.ahead.pop_front() {
-            Some(row) => row,
-            None => loop {
-                match self.read_line()? {
-                    None => return Ok(None),
-                    Some(l) if l.trim().is_empty() => continue,
-                    Some(l) => break (self.line_no, l),
-                }
-            },
-        };
-        self.parse_row(line_no, &line).map(Some)
+        let mut x = Vec::new();
+        Ok(self.next_into(&mut x)?.map(|y| Sample { x, y }))
     }
+
+    fn next_sample_into(&mut self, x: &mut Vec<f64>) -> Result<Option<usize>, StreamError> {
+        self.next_into(x)
+    }
+}
+
+/// [`split_line`] for a line without quotes: `bounds` index into `line`
+/// itself, with the same trimming (leading blanks, trailing whitespace).
+fn split_plain(line: &str, delim: u8, bounds: &mut Vec<(usize, usize)>) {
+    bounds.clear();
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < bytes.len() && (bytes[i] == b' ' || (bytes[i] == b'\t' && delim != b'\t')) {
+            i += 1;
+        }
+        let end = bytes[i..]
+            .iter()
+            .position(|&b| b == delim)
+            .map_or(bytes.len(), |p| i + p);
+        // `i` and `end` sit next to ASCII bytes, so they are char boundaries.
+        let field = line[i..end].trim_end();
+        bounds.push((i, i + field.len()));
+        if end >= bytes.len() {
+            return;
+        }
+        i = end + 1;
+    }
+}
+
+/// Parse a decimal number as `str::parse::<f64>` does, with a fast path
+/// for the plain `[-+]digits[.digits]` form of at most 19 digits whose
+/// digits fit in 53 bits: the value is then `m / 10^e` with both exact, so
+/// one correctly rounded division gives the same result as the full
+/// parser (Clinger's fast path). Anything else goes to the full parser.
+pub(crate) fn parse_f64(s: &str) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let b = s.as_bytes();
+    let (neg, mut i) = match b.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
+    };
+    let mut m: u64 = 0;
+    let mut digits = 0usize;
+    let mut frac = 0usize;
+    let mut dot = false;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() {
+            m = m.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            digits += 1;
+            if dot {
+                frac += 1;
+            }
+        } else if c == b'.' && !dot {
+            dot = true;
+        } else {
+            return s.parse().ok();
+        }
+        i += 1;
+    }
+    if digits == 0 || digits > 19 || m > (1u64 << 53) || frac >= POW10.len() {
+        return s.parse().ok();
+    }
+    let v = m as f64 / POW10[frac];
+    Some(if neg { -v } else { v })
 }
 
 /// Split one line into fields: their unquoted text is written to `out`, and
@@ -468,6 +621,78 @@ mod tests {
         let r = s.next_sample().expect("ok").expect("row");
         assert_eq!(r.x, vec![1.0, 2.0]);
         assert_eq!(s.schema().classes, vec!["x"]);
+    }
+
+    #[test]
+    fn fast_number_parsing_agrees_with_the_standard_parser() {
+        let cases = [
+            "0",
+            "-0",
+            "+3",
+            "1.",
+            ".5",
+            "0.056443",
+            "-12.5e3",
+            "1e-7",
+            "inf",
+            "-inf",
+            "123456789012345678",
+            "1234567890123456789",
+            "12345678901234567890",
+            "9007199254740993",
+            "0.1000000000000000055511151231257827",
+            "3.14159",
+            "00017.250",
+            "1.2.3",
+            ".",
+            "-",
+            "",
+            "1,5",
+            "0x10",
+            " 1",
+            "NaN",
+        ];
+        for c in cases {
+            let want = c.parse::<f64>().ok();
+            let got = parse_f64(c);
+            assert_eq!(
+                got.map(f64::to_bits),
+                want.map(f64::to_bits),
+                "{c}: {got:?} vs {want:?}"
+            );
+        }
+        let mut x = 0.000_123_f64;
+        for _ in 0..2000 {
+            let text = format!("{x}");
+            assert_eq!(parse_f64(&text), Some(x), "{text}");
+            let short = format!("{x:.6}");
+            assert_eq!(parse_f64(&short), short.parse().ok(), "{short}");
+            x = x * 1.37 + 0.011;
+            if x > 1e12 {
+                x = -x / 1e13;
+            }
+        }
+    }
+
+    #[test]
+    fn plain_and_quoted_lines_split_alike() {
+        for line in ["a, b ,c", " 1 ,2\t, 3 ,", ",,", "x", "é,ü ,z"] {
+            let mut bounds = Vec::new();
+            split_plain(line, b',', &mut bounds);
+            let plain: Vec<&str> = bounds.iter().map(|&(a, b)| &line[a..b]).collect();
+            assert_eq!(plain, fields(line), "{line}");
+        }
+        let mut s = stream(
+            "a,b,class\n\"1\",2,x\n3, 4 ,\"y\"\n",
+            &OpenOptions::default(),
+        )
+        .expect("valid");
+        let mut x = vec![9.0; 7];
+        assert_eq!(s.next_sample_into(&mut x).expect("ok"), Some(0));
+        assert_eq!(x, vec![1.0, 2.0]);
+        assert_eq!(s.next_sample_into(&mut x).expect("ok"), Some(1));
+        assert_eq!(x, vec![3.0, 4.0]);
+        assert_eq!(s.next_sample_into(&mut x).expect("ok"), None);
     }
 
     #[test]

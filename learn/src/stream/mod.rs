@@ -63,6 +63,16 @@ pub trait Stream {
     /// The next sample, `Ok(None)` at the end, `Err` for a bad record (the
     /// stream may be continued after an error; the bad record is skipped).
     fn next_sample(&mut self) -> Result<Option<Sample>, StreamError>;
+
+    /// [`next_sample`](Stream::next_sample) into a reused buffer: the
+    /// features go to `x` (replacing its contents), the class is returned.
+    /// Readers override it to avoid one allocation per sample.
+    fn next_sample_into(&mut self, x: &mut Vec<f64>) -> Result<Option<usize>, StreamError> {
+        Ok(self.next_sample()?.map(|s| {
+            *x = s.x;
+            s.y
+        }))
+    }
 }
 
 impl<S: Stream + ?Sized> Stream for Box<S> {
@@ -72,6 +82,10 @@ impl<S: Stream + ?Sized> Stream for Box<S> {
 
     fn next_sample(&mut self) -> Result<Option<Sample>, StreamError> {
         (**self).next_sample()
+    }
+
+    fn next_sample_into(&mut self, x: &mut Vec<f64>) -> Result<Option<usize>, StreamError> {
+        (**self).next_sample_into(x)
     }
 }
 
@@ -168,6 +182,17 @@ impl<S: Stream> Stream for Take<S> {
             self.left -= 1;
         }
         Ok(s)
+    }
+
+    fn next_sample_into(&mut self, x: &mut Vec<f64>) -> Result<Option<usize>, StreamError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let y = self.inner.next_sample_into(x)?;
+        if y.is_some() {
+            self.left -= 1;
+        }
+        Ok(y)
     }
 }
 
