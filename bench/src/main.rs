@@ -6,12 +6,18 @@
 //! shoal-bench models                      # every model, its parameters and defaults
 //! shoal-bench streams                     # every generator and its parameters
 //! shoal-bench export --data rbf_drift:change_speed=0.001 --out rbf.csv --limit 100000
+//! shoal-bench suite --quick --out out/suite-quick  # every model on every stream
 //! ```
 //!
 //! `--data` is a file (`.csv`, `.csv.gz`, `.arff`, `.arff.gz`) or a generator
 //! spec; `--model` is a model spec (`ht:grace_period=100`). The JSON of
 //! `eval --json` is one object whose field names are stable: scripts such as
 //! `bench/compare_river.py` read it.
+
+mod plot;
+mod report;
+mod stats;
+mod suite;
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -97,6 +103,9 @@ enum Command {
         #[arg(long)]
         nominal_index: bool,
     },
+    /// Every model on every stream (data sets and drifting generators),
+    /// resumable, with a report of rank statistics and figures.
+    Suite(suite::SuiteArgs),
 }
 
 fn main() {
@@ -124,6 +133,7 @@ fn main() {
             out,
             nominal_index,
         } => run_export(&data, &out, nominal_index),
+        Command::Suite(args) => suite::run(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
