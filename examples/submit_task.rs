@@ -5,11 +5,14 @@
 //! cargo run -p shoal-testnet --example submit_task -- http://127.0.0.1:7070 [TOKEN]
 //! ```
 //!
-//! **This cannot work yet**: the task market is not built, and nodes answer
-//! `POST /v1/tasks` with `501 not_implemented`. The example says so and
-//! exits with status 2 instead of pretending. The waiting part (polling
-//! `GET /v1/tasks/{id}` until the task is committed) is written against the
-//! documented API so that it works as soon as the market lands.
+//! The task evaluates a naive Bayes model prequentially over the node's most
+//! recent 1,000 samples (kept as content-addressed blobs). The node
+//! auctions it to its peers (or runs it itself when alone), and the program
+//! polls `GET /v1/tasks/{id}` until the task is committed or failed.
+//!
+//! A node built without the task market answers `POST /v1/tasks` with
+//! `501 not_implemented`; the example then says so and exits with status 2
+//! instead of pretending.
 
 use std::time::{Duration, Instant};
 
@@ -31,11 +34,12 @@ fn main() -> Result<()> {
         .with_timeout(Duration::from_secs(10))
         .with_token(token);
 
-    // An evaluation of the node's current model over a generated stream:
-    // the smallest task that needs no data blob to be uploaded first.
+    // An evaluation over data the node already holds: the smallest task
+    // that needs no data blob to be uploaded first.
     let task = serde_json::json!({
         "kind": "evaluate",
-        "input": { "source": "sea:variant=0,noise=0.1,seed=42,n=5000" },
+        "recent": 1000,
+        "model": "nb",
         "deadline_s": 60
     });
     println!("POST {base}/v1/tasks {task}");
@@ -54,8 +58,8 @@ fn main() -> Result<()> {
     }
     let body = resp.json()?;
     let id = body
-        .get("id")
-        .or_else(|| body.pointer("/task/id"))
+        .pointer("/tasks/0/id")
+        .or_else(|| body.get("id"))
         .and_then(|v| v.as_str())
         .context("the reply names no task id")?
         .to_string();
@@ -65,19 +69,21 @@ fn main() -> Result<()> {
     loop {
         let entry = api.get_json(&format!("/v1/tasks/{id}"))?;
         let state = entry
-            .pointer("/entry/state")
+            .get("state")
             .and_then(|v| v.as_str())
             .unwrap_or("unknown");
         println!("  {:>5.1} s  {state}", start.elapsed().as_secs_f64());
         match state {
             "committed" | "done" => {
                 println!(
-                    "result: {}",
-                    entry.pointer("/entry/result").unwrap_or(&entry)
+                    "result: {} (winner {}, epoch {})",
+                    entry.get("result").unwrap_or(&entry),
+                    entry.get("winner").unwrap_or(&serde_json::Value::Null),
+                    entry.get("epoch").unwrap_or(&serde_json::Value::Null)
                 );
                 return Ok(());
             }
-            "failed" | "expired" => bail!("task {id} ended as {state}: {entry}"),
+            "failed" => bail!("task {id} failed: {entry}"),
             _ => {}
         }
         if start.elapsed() > WAIT {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
@@ -55,11 +55,20 @@ pub struct Inner {
     pub api_token: Option<String>,
     /// Total bytes of data blobs kept (oldest evicted first).
     pub blob_budget_bytes: u64,
+    /// The task market.
+    pub market: crate::market::MarketClient,
+    /// Federation counters and per-peer merge scores.
+    pub federation: crate::federation::FederationHandle,
 }
 
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         AppState(Arc::new(inner))
+    }
+
+    /// What the handlers share.
+    pub fn inner(&self) -> &Inner {
+        &self.0
     }
 }
 
@@ -72,14 +81,19 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
             message: message.into(),
         }
     }
-    fn bad_request(m: impl Into<String>) -> Self {
+    /// The same error with `prefix` before its message.
+    pub(crate) fn prefixed(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}{}", self.message);
+        self
+    }
+    pub(crate) fn bad_request(m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
     }
     fn internal(m: impl Into<String>) -> Self {
@@ -169,7 +183,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 impl RawBody {
     /// Parses the body as JSON: syntax errors are 400, a well-formed body
     /// of the wrong shape is 422.
-    fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, ApiError> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, ApiError> {
         let bytes = self.0?;
         serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => ApiError::new(
@@ -182,7 +196,7 @@ impl RawBody {
     }
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = state.0.api_token.as_deref() else {
         return Ok(());
     };
@@ -258,11 +272,13 @@ pub struct IngestSummary {
     pending_log_batches: u64,
 }
 
-/// Task summary (the market has not landed yet).
+/// Task summary: ledger size and the market's counters.
 #[derive(Serialize, ToSchema)]
 pub struct TaskSummary {
+    /// Tasks in this node's ledger (owned here).
     ledger: u64,
-    market: &'static str,
+    #[serde(flatten)]
+    counts: crate::market::MarketCounts,
 }
 
 /// Storage summary.
@@ -295,6 +311,9 @@ pub struct Status {
 #[derive(Serialize, ToSchema)]
 pub struct Peers {
     peers: Vec<PeerView>,
+    /// Federation: per-peer merge score, merged / rejected / failed pulls,
+    /// banned peers.
+    federation: crate::federation::FederationStats,
 }
 
 /// `GET /v1/mesh`.
@@ -315,6 +334,8 @@ pub struct ModelInfo {
     classes: Vec<String>,
     /// Digest of the latest snapshot (what peers can fetch).
     digest: Option<DigestView>,
+    /// Who contributed: per peer, the last version merged and counts.
+    federation: crate::federation::FederationStats,
 }
 
 /// `POST /v1/learn` body.
@@ -400,19 +421,6 @@ pub struct BlobPullResponse {
     bytes_per_s: f64,
 }
 
-/// One task ledger entry.
-#[derive(Serialize, ToSchema)]
-pub struct TaskEntry {
-    id: String,
-    entry: serde_json::Value,
-}
-
-/// `GET /v1/tasks`.
-#[derive(Serialize, ToSchema)]
-pub struct Tasks {
-    tasks: Vec<TaskEntry>,
-}
-
 // ---------- handlers ----------
 
 /// Liveness: 200 as soon as the API serves.
@@ -469,7 +477,7 @@ async fn status(State(s): State<AppState>) -> Result<Json<Status>, ApiError> {
         },
         tasks: TaskSummary {
             ledger,
-            market: "not_implemented",
+            counts: s.0.market.counts(),
         },
         storage: StorageSummary {
             snapshots,
@@ -484,7 +492,10 @@ async fn status(State(s): State<AppState>) -> Result<Json<Status>, ApiError> {
 #[utoipa::path(get, path = "/v1/peers", responses((status = 200, body = Peers)))]
 async fn peers(State(s): State<AppState>) -> Result<Json<Peers>, ApiError> {
     let peers = with_timeout(s.0.net.peers()).await?;
-    Ok(Json(Peers { peers }))
+    Ok(Json(Peers {
+        peers,
+        federation: s.0.federation.stats(),
+    }))
 }
 
 /// The mesh as seen from status gossip: every node's last status.
@@ -507,6 +518,7 @@ async fn model(State(s): State<AppState>) -> Json<ModelInfo> {
         n_features: st.n_features,
         classes: st.classes.clone(),
         digest,
+        federation: s.0.federation.stats(),
     })
 }
 
@@ -714,71 +726,17 @@ async fn blob_pull(
     }))
 }
 
-/// The task ledger.
-#[utoipa::path(get, path = "/v1/tasks", responses((status = 200, body = Tasks)))]
-async fn tasks_list(State(s): State<AppState>) -> Result<Json<Tasks>, ApiError> {
-    let store = s.0.store.clone();
-    let rows = tokio::task::spawn_blocking(move || store.tasks(1000))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let tasks = rows
-        .into_iter()
-        .map(|(k, v)| TaskEntry {
-            id: hex(&k),
-            entry: serde_json::from_slice(&v).unwrap_or(serde_json::Value::Null),
-        })
-        .collect();
-    Ok(Json(Tasks { tasks }))
-}
-
-/// Submits a task to the market — not implemented until the market lands.
-#[utoipa::path(post, path = "/v1/tasks", responses(
-    (status = 401, body = ErrorBody), (status = 501, body = ErrorBody)))]
-async fn tasks_submit(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Tasks>, ApiError> {
-    authorize(&s, &headers)?;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "the task market is not available on this node yet",
-    ))
-}
-
-/// One task of the ledger.
-#[utoipa::path(get, path = "/v1/tasks/{id}", params(("id" = String, Path, description = "task id, hex")),
-    responses((status = 200, body = TaskEntry), (status = 404, body = ErrorBody)))]
-async fn task_get(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<TaskEntry>, ApiError> {
-    let key = unhex(&id).ok_or_else(|| ApiError::bad_request("task id must be hex"))?;
-    let store = s.0.store.clone();
-    let row = tokio::task::spawn_blocking(move || store.task(&key))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    match row {
-        Some(v) => Ok(Json(TaskEntry {
-            id,
-            entry: serde_json::from_slice(&v).unwrap_or(serde_json::Value::Null),
-        })),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no task {id}"),
-        )),
-    }
-}
-
 /// Prometheus metrics (text exposition format), libp2p's included.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &s.0.registry)
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    let fed = s.0.federation.metrics_text();
+    match out.rfind("# EOF") {
+        Some(at) => out.insert_str(at, &fed),
+        None => out.push_str(&fed),
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -811,9 +769,9 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         model_pull,
         learn,
         predict,
-        tasks_list,
-        tasks_submit,
-        task_get,
+        crate::market::api::tasks_list,
+        crate::market::api::tasks_submit,
+        crate::market::api::task_get,
         metrics,
         openapi
     )
@@ -842,9 +800,13 @@ pub fn routes() -> Vec<(
         (
             "/v1/tasks",
             &["get", "post"],
-            get(tasks_list).post(tasks_submit),
+            get(crate::market::api::tasks_list).post(crate::market::api::tasks_submit),
         ),
-        ("/v1/tasks/{id}", &["get"], get(task_get)),
+        (
+            "/v1/tasks/{id}",
+            &["get"],
+            get(crate::market::api::task_get),
+        ),
         ("/metrics", &["get"], get(metrics)),
         ("/openapi.json", &["get"], get(openapi)),
     ]
@@ -868,6 +830,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+#[cfg_attr(not(test), allow(dead_code))]
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

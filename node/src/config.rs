@@ -47,6 +47,16 @@ pub struct Config {
     pub status_interval_secs: u64,
     /// `human` or `json`.
     pub log_format: String,
+    /// Market tasks that run at once on this node.
+    pub task_slots: u16,
+    /// Placement of the tasks this node owns: `auction`, `local`, `random`,
+    /// `round_robin` or `least_loaded`.
+    pub placement: String,
+    /// Federation: merge peers' models (asynchronous pull rounds).
+    pub federation: bool,
+    /// Test-only: publish poisoned models (`flip_labels`, `scale`, `nan`),
+    /// so that defence experiments run on real nodes. Never in production.
+    pub byzantine: Option<String>,
 }
 
 impl Default for Config {
@@ -73,6 +83,10 @@ impl Default for Config {
             blob_budget_bytes: 64 * 1024 * 1024,
             status_interval_secs: 2,
             log_format: "human".into(),
+            task_slots: 1,
+            placement: "auction".into(),
+            federation: true,
+            byzantine: None,
         }
     }
 }
@@ -163,6 +177,12 @@ status_interval_secs = {status}
 
 # "human" or "json". Filter with RUST_LOG, e.g. RUST_LOG=shoal_node=debug.
 log_format = "human"
+
+# Market: tasks that run at once here, and where this node places the tasks
+# it owns: "auction" (sealed bids), "local", "random", "round_robin" or
+# "least_loaded" (baselines for comparison).
+task_slots = {slots}
+placement = "{placement}"
 "#,
         data_dir = data_dir.display().to_string(),
         api = d.api,
@@ -173,6 +193,8 @@ log_format = "human"
         maxc = d.max_connections,
         blobs = d.blob_budget_bytes,
         status = d.status_interval_secs,
+        slots = d.task_slots,
+        placement = d.placement,
     )
 }
 

@@ -19,11 +19,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use shoal_learn::classifier::argmax;
+use shoal_learn::merge::{Accepted, Federated, MergeConfig as FedConfig, Origin, Update};
 use shoal_learn::{Classifier, Model, Sample, Schema};
 use shoal_protocol::{Hash, Manifest, ModelDigest, ModelKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use crate::federation::Byzantine;
 use crate::metrics::NodeMetrics;
 use crate::source::{SourceHandle, SourceSample};
 use crate::store::{Store, StoreError};
@@ -44,6 +46,8 @@ const COMMANDS: usize = 64;
 const TICK: Duration = Duration::from_millis(20);
 /// Samples per tick when `rate` is 0 (as fast as possible, still yielding).
 const UNPACED_BATCH: usize = 2000;
+/// Recent samples peer updates are validated on.
+const VALIDATION: usize = 500;
 
 /// A labelled sample as clients send it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -198,6 +202,22 @@ enum Command {
         xs: Vec<Vec<f64>>,
         reply: oneshot::Sender<Result<Vec<Prediction>, LearnError>>,
     },
+    Merge {
+        origin: Origin,
+        snap: Box<Snapshot>,
+        reply: oneshot::Sender<MergeOutcome>,
+    },
+}
+
+/// What became of a peer's snapshot handed to [`LearnerClient::merge`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum MergeOutcome {
+    /// Checked and merged.
+    Merged,
+    /// Not newer than what this peer already gave.
+    Stale,
+    /// Refused by the checks (why).
+    Rejected(String),
 }
 
 /// Cheap handle to the learner.
@@ -227,6 +247,21 @@ impl LearnerClient {
             .await
             .map_err(|_| LearnError::Gone)?;
         rx.await.map_err(|_| LearnError::Gone)?
+    }
+
+    /// Checks a peer's snapshot and merges it into the model
+    /// (`shoal_learn::merge`).
+    pub async fn merge(&self, origin: Origin, snap: Snapshot) -> Result<MergeOutcome, LearnError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Merge {
+                origin,
+                snap: Box::new(snap),
+                reply,
+            })
+            .await
+            .map_err(|_| LearnError::Gone)?;
+        rx.await.map_err(|_| LearnError::Gone)
     }
 
     /// Current status.
@@ -259,6 +294,8 @@ pub struct LearnerConfig {
     pub snapshot_every: u64,
     pub snapshot_secs: u64,
     pub blob_budget_bytes: u64,
+    /// Test-only: publish poisoned models (`--byzantine`).
+    pub byzantine: Option<Byzantine>,
 }
 
 /// Prequential metrics: test-then-train accuracy over everything, and
@@ -336,7 +373,7 @@ struct Learner {
     store: Store,
     cfg: LearnerConfig,
     metrics: NodeMetrics,
-    model: Option<Model>,
+    model: Option<Federated>,
     model_spec: String,
     schema: Schema,
     pre: Prequential,
@@ -349,6 +386,8 @@ struct Learner {
     pending_log_batches: u64,
     snapshots_written: u64,
     recent: Vec<Sample>,
+    /// The last [`VALIDATION`] samples, to check peer updates on.
+    validation: VecDeque<Sample>,
     proba: Vec<f64>,
     status_tx: watch::Sender<LearnerStatus>,
     published_tx: watch::Sender<Option<Arc<Published>>>,
@@ -384,6 +423,7 @@ pub fn spawn(
         pending_log_batches: 0,
         snapshots_written: 0,
         recent: Vec::new(),
+        validation: VecDeque::new(),
         proba: Vec::new(),
         status_tx,
         published_tx,
@@ -429,7 +469,7 @@ impl Learner {
                 );
             }
             self.model_spec = snap.model_spec;
-            self.model = Some(snap.model);
+            self.model = Some(Federated::new(snap.model, FedConfig::default()));
             self.schema = snap.schema;
             self.pre.seen = snap.samples_seen;
             self.pre.correct = snap.correct;
@@ -438,7 +478,7 @@ impl Learner {
             self.offset = snap.ingest_offset;
             self.snapshots_written = self.store.snapshot_count()?;
             let acc = self.pre.accuracy();
-            let kind = self.model.as_ref().map_or("none", |m| m.kind());
+            let kind = self.model.as_ref().map_or("none", |m| m.local().kind());
             let published = Published::new(stored.bytes, kind, self.version, self.pre.seen, acc);
             self.published_tx.send_replace(published.map(Arc::new));
             info!(
@@ -489,7 +529,7 @@ impl Learner {
                 why: format!("model spec `{}`: {e}", self.model_spec),
             }
         })?;
-        self.model = Some(model);
+        self.model = Some(Federated::new(model, FedConfig::default()));
         Ok(())
     }
 
@@ -517,6 +557,11 @@ impl Learner {
                     }
                     Some(Command::Predict { xs, reply }) => {
                         let _ = reply.send(self.predict(&xs));
+                    }
+                    Some(Command::Merge { origin, snap, reply }) => {
+                        let r = self.merge(origin, *snap);
+                        self.publish_status(false);
+                        let _ = reply.send(r);
                     }
                     None => break,
                 },
@@ -683,9 +728,18 @@ impl Learner {
         };
         model.predict_proba_into(&x, &mut self.proba);
         let pred = argmax(&self.proba);
-        model.learn_one(&x, y, 1.0);
+        // Test-only poisoner: learns the wrong labels.
+        let taught = match self.cfg.byzantine {
+            Some(Byzantine::FlipLabels) => (y + 1) % self.schema.n_classes().max(2),
+            _ => y,
+        };
+        model.learn_one(&x, taught, 1.0);
         self.pre.record(pred, y);
         self.since_snapshot += 1;
+        if self.validation.len() == VALIDATION {
+            self.validation.pop_front();
+        }
+        self.validation.push_back(Sample { x: x.clone(), y });
         if self.recent.len() < BLOB_SAMPLES {
             self.recent.push(Sample { x, y });
         }
@@ -731,6 +785,55 @@ impl Learner {
         Ok(out)
     }
 
+    /// Checks and merges a peer's snapshot; its classes are renumbered
+    /// into ours by label.
+    fn merge(&mut self, origin: Origin, snap: Snapshot) -> MergeOutcome {
+        let Some(fed) = self.model.as_mut() else {
+            return MergeOutcome::Rejected("no local model yet".into());
+        };
+        if snap.schema.classes.len() > MAX_CLASSES {
+            return MergeOutcome::Rejected("too many classes".into());
+        }
+        let mut new_labels: Vec<&String> = Vec::new();
+        let mut class_map = Vec::with_capacity(snap.schema.classes.len());
+        for label in &snap.schema.classes {
+            let i = match self.schema.classes.iter().position(|c| c == label) {
+                Some(i) => i,
+                None => match new_labels.iter().position(|c| *c == label) {
+                    Some(k) => self.schema.classes.len() + k,
+                    None => {
+                        new_labels.push(label);
+                        self.schema.classes.len() + new_labels.len() - 1
+                    }
+                },
+            };
+            class_map.push(i);
+        }
+        if self.schema.classes.len() + new_labels.len() > MAX_CLASSES {
+            return MergeOutcome::Rejected("too many classes".into());
+        }
+        let update = Update {
+            origin,
+            version: snap.version,
+            samples: snap.samples_seen,
+            class_map,
+            model: snap.model,
+        };
+        let window: Vec<Sample> = self.validation.iter().cloned().collect();
+        match fed.accept(update, &window) {
+            Ok(Accepted::New) => {
+                let labels: Vec<String> = new_labels.into_iter().cloned().collect();
+                self.schema.classes.extend(labels);
+                fed.round();
+                self.merges += 1;
+                self.since_snapshot += 1;
+                MergeOutcome::Merged
+            }
+            Ok(Accepted::Stale) => MergeOutcome::Stale,
+            Err(e) => MergeOutcome::Rejected(e.to_string()),
+        }
+    }
+
     fn maybe_snapshot(&mut self) {
         let due_count = self.since_snapshot >= self.cfg.snapshot_every.max(1);
         let due_time = (self.since_snapshot > 0 || self.pending_log_batches > 0)
@@ -750,7 +853,7 @@ impl Learner {
         let snap = SnapshotRef {
             version,
             model_spec: &self.model_spec,
-            model,
+            model: model.local(),
             schema: &self.schema,
             samples_seen: self.pre.seen,
             correct: self.pre.correct,
@@ -795,7 +898,22 @@ impl Learner {
         self.last_snapshot = Instant::now();
         self.snapshots_written += 1;
         self.metrics.snapshots.inc();
-        let kind = model.kind();
+        let kind = model.local().kind();
+        let bytes = match self.cfg.byzantine {
+            Some(b @ (Byzantine::Scale | Byzantine::Nan)) => {
+                let bad = crate::federation::poisoned(b, model.local());
+                let mut out = postcard::to_allocvec(&SnapshotRef {
+                    model: &bad,
+                    ..snap
+                })
+                .unwrap_or_default();
+                if b == Byzantine::Nan {
+                    crate::federation::nan_bytes(&bad, &mut out);
+                }
+                out
+            }
+            _ => bytes,
+        };
         let published = Published::new(bytes, kind, version, self.pre.seen, self.pre.accuracy());
         self.published_tx.send_replace(published.map(Arc::new));
         debug!(
@@ -808,7 +926,7 @@ impl Learner {
 
     fn publish_status(&mut self, source_exhausted: bool) {
         let (kind, memory) = match &self.model {
-            Some(m) => (m.kind().to_string(), m.memory_bytes()),
+            Some(m) => (m.local().kind().to_string(), m.memory_bytes()),
             None => ("none".to_string(), 0),
         };
         let status = LearnerStatus {

@@ -12,6 +12,9 @@
 //! * [`learner`]: the test-then-train loop over a `shoal-learn` model, fed by
 //!   [`source`] (CSV files, generators) and by the REST API.
 //! * [`api`]: the REST API (axum) with its OpenAPI document and `/metrics`.
+//! * [`market`]: the task market: the protocol's auction owner and bidder on
+//!   real messages and a durable ledger, the executor's task slots, and the
+//!   placement policies.
 //! * [`config`]: TOML config, environment and flags.
 //!
 //! It does not decide who runs what or what a merge accepts: those rules are
@@ -28,7 +31,9 @@
 
 pub mod api;
 pub mod config;
+pub mod federation;
 pub mod learner;
+pub mod market;
 pub mod metrics;
 pub mod net;
 pub mod node;

@@ -7,6 +7,7 @@
 //! `shoal-node <peer_id> api=http://<addr> listen=[<multiaddr>,...]`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -32,6 +33,56 @@ enum Cmd {
     },
     /// Run the node until SIGINT/SIGTERM.
     Run(Box<RunArgs>),
+    /// Ask a running node's API whether it is healthy: exits 0 iff
+    /// `GET /v1/health` answers 200 within the timeout. Made for container
+    /// healthchecks (a FROM-scratch image has no curl).
+    Health {
+        /// The node's API address host:port (0.0.0.0 means this host).
+        #[arg(long, env = "SHOAL_API", default_value = "127.0.0.1:7070")]
+        api: String,
+        /// Path to GET instead of /v1/health; its body is printed on stdout.
+        #[arg(long, default_value = "/v1/health")]
+        path: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+}
+
+/// A bare HTTP/1.0 GET on loopback-class addresses: returns the status code
+/// and the body. Enough for a healthcheck, with no HTTP client dependency.
+fn http_get(api: &str, path: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    let api = api.trim_start_matches("http://").trim_end_matches('/');
+    let target = match api.strip_prefix("0.0.0.0:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => api.replace("[::]:", "[::1]:"),
+    };
+    let addr = target
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {target}"))?
+        .next()
+        .with_context(|| format!("no address for {target}"))?;
+    let mut s = TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connecting to {target}"))?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {target}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    // Bounded: a health or status answer is small.
+    s.take(4 << 20).read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .with_context(|| format!("not an HTTP answer from {target}"))?;
+    Ok((code, body.to_string()))
 }
 
 #[derive(Args)]
@@ -87,6 +138,19 @@ struct RunArgs {
     /// Log format.
     #[arg(long, env = "SHOAL_LOG_FORMAT", value_parser = ["human", "json"])]
     log_format: Option<String>,
+    /// Market tasks that run at once here (default 1).
+    #[arg(long, env = "SHOAL_TASK_SLOTS")]
+    task_slots: Option<u16>,
+    /// Placement of owned tasks (default auction).
+    #[arg(long, env = "SHOAL_PLACEMENT", value_parser = ["auction", "local", "random", "round_robin", "least_loaded"])]
+    placement: Option<String>,
+    /// Do not merge peers' models (federation off).
+    #[arg(long, env = "SHOAL_NO_FEDERATION")]
+    no_federation: bool,
+    /// TEST ONLY: publish poisoned models (flip_labels, scale, nan), for
+    /// defence experiments.
+    #[arg(long, hide = true, value_parser = ["flip_labels", "scale", "nan"])]
+    byzantine: Option<String>,
 }
 
 impl RunArgs {
@@ -142,6 +206,18 @@ impl RunArgs {
         if let Some(v) = self.log_format {
             c.log_format = v;
         }
+        if let Some(v) = self.task_slots {
+            c.task_slots = v;
+        }
+        if let Some(v) = self.placement {
+            c.placement = v;
+        }
+        if self.no_federation {
+            c.federation = false;
+        }
+        if let Some(v) = self.byzantine {
+            c.byzantine = Some(v);
+        }
         Ok(c)
     }
 }
@@ -174,6 +250,23 @@ async fn main() -> anyhow::Result<()> {
                 config.display()
             );
             Ok(())
+        }
+        Cmd::Health { api, path, timeout } => {
+            let timeout = Duration::from_secs(timeout.max(1));
+            match http_get(&api, &path, timeout) {
+                Ok((200, body)) => {
+                    println!("{}", body.trim_end());
+                    Ok(())
+                }
+                Ok((code, body)) => {
+                    eprintln!("{api}{path}: HTTP {code}: {}", body.trim_end());
+                    std::process::exit(1)
+                }
+                Err(e) => {
+                    eprintln!("{api}{path}: {e:#}");
+                    std::process::exit(1)
+                }
+            }
         }
         Cmd::Run(args) => {
             let config = args.into_config().context("reading configuration")?;

@@ -144,6 +144,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             snapshot_every: config.snapshot_every,
             snapshot_secs: config.snapshot_secs,
             blob_budget_bytes: config.blob_budget_bytes,
+            byzantine: crate::federation::parse_byzantine(config.byzantine.as_deref())?,
         },
         metrics.clone(),
         source,
@@ -161,6 +162,41 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .context("starting the network")?;
     let net_task = tokio::spawn(event_loop.run(shutdown_rx.clone()));
+
+    let placement: crate::market::Placement = config
+        .placement
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let (market, market_task) = crate::market::spawn(
+        peer_id,
+        crate::market::MarketConfig {
+            task_slots: config.task_slots.max(1),
+            placement,
+            blob_budget_bytes: config.blob_budget_bytes,
+        },
+        store.clone(),
+        net_client.clone(),
+        shutdown_rx.clone(),
+    )
+    .context("starting the task market")?;
+    net_client
+        .set_market(market.hook())
+        .await
+        .context("connecting the market to the network")?;
+
+    let federation = crate::federation::FederationHandle::default();
+    let federation_task = if config.federation {
+        crate::federation::spawn(
+            peer_id,
+            net_client.clone(),
+            learner_client.clone(),
+            crate::federation::scheduler_config(),
+            federation.clone(),
+            shutdown_rx.clone(),
+        )
+    } else {
+        None
+    };
 
     // Give the listeners a moment to report their addresses for the banner.
     let mut listen = Vec::new();
@@ -188,6 +224,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         started,
         api_token: config.api_token.clone().filter(|t| !t.is_empty()),
         blob_budget_bytes: config.blob_budget_bytes,
+        market,
+        federation,
     });
     if config.api_token.is_none() && !api_addr.ip().is_loopback() {
         tracing::warn!(%api_addr, "API exposed beyond loopback without --api-token");
@@ -217,6 +255,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::error!(error = %e, "learner task failed");
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), market_task).await;
+    if let Some(t) = federation_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), server_task).await;
     Ok(())
 }

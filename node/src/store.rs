@@ -4,13 +4,13 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | name | identity key (libp2p protobuf keypair), ingest offset, counters |
+//! | `meta` | name | identity key (libp2p protobuf keypair), ingest offset, counters, the market's auction owner state |
 //! | `snapshots` | version | postcard [`crate::learner::Snapshot`] (model + schema + offset) |
 //! | `learn_log` | sequence | postcard batch accepted by `POST /v1/learn`, not yet in a snapshot |
 //! | `blobs` | root hash | blob body (content-addressed, [`shoal_protocol::Manifest`] root) |
 //! | `blob_order` | sequence | root hash, oldest first, for eviction |
 //! | `peer_models` | peer id | last snapshot fetched from that peer |
-//! | `tasks` | task id | task ledger entry (JSON), for the market |
+//! | `tasks` | task id (16 bytes, big-endian) | task ledger entry (JSON `TaskRecord`), written with the owner state |
 //!
 //! Every write commits with redb's default durability (fsync) before the
 //! caller is told it succeeded. A snapshot, the ingest offset and the removal
@@ -36,6 +36,7 @@ const KEY_IDENTITY: &str = "identity";
 const KEY_OFFSET: &str = "ingest_offset";
 const KEY_BLOB_BYTES: &str = "blob_bytes";
 const KEY_BLOB_SEQ: &str = "blob_seq";
+const KEY_MARKET_OWNER: &str = "market_owner";
 
 /// Snapshots kept besides the newest (for peers still fetching an older one).
 const KEEP_SNAPSHOTS: usize = 3;
@@ -301,6 +302,14 @@ impl Store {
         Ok(v.map(|g| g.value().to_vec()))
     }
 
+    /// Whether a blob is held (without reading its body).
+    pub fn has_blob(&self, root: &Hash) -> Result<bool, StoreError> {
+        let tx = self.db.begin_read().map_err(db("begin read"))?;
+        let t = tx.open_table(BLOBS).map_err(db("open blobs"))?;
+        let v = t.get(root.0.as_slice()).map_err(db("read blob"))?;
+        Ok(v.is_some())
+    }
+
     /// The newest `limit` blobs: (root hash, size), newest first.
     pub fn blob_list(&self, limit: usize) -> Result<Vec<(Hash, u64)>, StoreError> {
         let tx = self.db.begin_read().map_err(db("begin read"))?;
@@ -365,6 +374,35 @@ impl Store {
             out.push((k.value().to_vec(), v.value().to_vec()));
         }
         Ok(out)
+    }
+
+    /// The market's persisted auction owner state, if any.
+    pub fn market_state(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.meta_get(KEY_MARKET_OWNER)
+    }
+
+    /// Writes the market owner state (when given) and task ledger rows in
+    /// one transaction: a commit or failure and the state that emitted it
+    /// are durable together or not at all.
+    pub fn commit_market(
+        &self,
+        owner_state: Option<&[u8]>,
+        rows: &[TaskRow],
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db("begin"))?;
+        {
+            if let Some(state) = owner_state {
+                let mut meta = tx.open_table(META).map_err(db("open meta"))?;
+                meta.insert(KEY_MARKET_OWNER, state)
+                    .map_err(db("write market state"))?;
+            }
+            let mut t = tx.open_table(TASKS).map_err(db("open tasks"))?;
+            for (k, v) in rows {
+                t.insert(k.as_slice(), v.as_slice())
+                    .map_err(db("write task"))?;
+            }
+        }
+        tx.commit().map_err(db("commit market"))
     }
 
     /// One task ledger entry.

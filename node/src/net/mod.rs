@@ -26,7 +26,8 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::metrics::{Metrics, Recorder};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{identify, kad, mdns, multiaddr::Protocol, Multiaddr, PeerId, Swarm};
 use serde::Serialize;
 use shoal_protocol::{
@@ -60,6 +61,19 @@ const KEEP_PUBLISHED: usize = 2;
 const TARGET_PEERS: usize = 8;
 /// Smoothing of bandwidth estimates.
 const EWMA_ALPHA: f64 = 0.3;
+/// Consecutive failed pings after which a connection is taken for dead and
+/// closed. A cut link sends no FIN or RST, and libp2p's ping no longer
+/// closes connections itself.
+const MAX_PING_FAILURES: u32 = 2;
+/// A connected peer not heard from (ping, gossip, identify, chunks) for this
+/// long is disconnected, as a backstop to the ping failures.
+const IDLE_LIMIT: Duration = Duration::from_secs(45);
+/// How often liveness is checked and bootstrap peers are redialed.
+const LIVENESS_TICK: Duration = Duration::from_secs(2);
+/// Backoff between redials of a bootstrap address: doubles from the first to
+/// the last value, back to the first once connected.
+const REDIAL_MIN: Duration = Duration::from_secs(2);
+const REDIAL_MAX: Duration = Duration::from_secs(30);
 
 /// A network failure as seen by a caller.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +179,12 @@ pub enum Command {
         peer: PeerId,
         reply: oneshot::Sender<Option<ModelDigest>>,
     },
+    /// Routes auction requests, pings and status gossip to the market.
+    SetMarket(crate::market::MarketHook),
+    /// Close every connection to a peer (federation: persistent offender).
+    Disconnect {
+        peer: PeerId,
+    },
 }
 
 /// Cheap, cloneable handle to the event loop.
@@ -210,6 +230,23 @@ impl Client {
 
     pub async fn peer_digest(&self, peer: PeerId) -> Result<Option<ModelDigest>, NetError> {
         self.ask(|reply| Command::PeerDigest { peer, reply }).await
+    }
+
+    /// Closes every connection to `peer` (it may dial back; federation
+    /// then ignores it).
+    pub async fn disconnect(&self, peer: PeerId) -> Result<(), NetError> {
+        self.tx
+            .send(Command::Disconnect { peer })
+            .await
+            .map_err(|_| NetError::Gone)
+    }
+
+    /// Connects the task market (auction traffic, pings, status gossip).
+    pub async fn set_market(&self, hook: crate::market::MarketHook) -> Result<(), NetError> {
+        self.tx
+            .send(Command::SetMarket(hook))
+            .await
+            .map_err(|_| NetError::Gone)
     }
 }
 
@@ -265,6 +302,38 @@ struct MeshEntry {
     received: Instant,
 }
 
+/// One bootstrap address and its redial schedule. An address without
+/// `/p2p/<id>` (e.g. `/dns4/node1/tcp/4001`) learns its peer id from the
+/// first connection it yields.
+struct Bootstrap {
+    addr: Multiaddr,
+    peer: Option<PeerId>,
+    /// The connection of the last dial made without a known peer id.
+    dialing: Option<ConnectionId>,
+    next_try: Instant,
+    backoff: Duration,
+}
+
+impl Bootstrap {
+    fn new(addr: Multiaddr) -> Self {
+        Bootstrap {
+            peer: peer_of(&addr),
+            addr,
+            dialing: None,
+            next_try: Instant::now(),
+            backoff: REDIAL_MIN,
+        }
+    }
+}
+
+/// An established connection as the liveness checks see it.
+struct Conn {
+    peer: PeerId,
+    ping_failures: u32,
+    /// Closing was requested; it no longer counts as a peer.
+    closing: bool,
+}
+
 struct Pending {
     peer: PeerId,
     started: Instant,
@@ -289,10 +358,13 @@ pub struct EventLoop {
     metrics: NodeMetrics,
     cfg: NetConfig,
     bootstrap_peers: HashSet<PeerId>,
+    boot: Vec<Bootstrap>,
+    conns: HashMap<ConnectionId, Conn>,
     listen_addrs: Vec<Multiaddr>,
     inbound_slots: Arc<Semaphore>,
     status_topic: IdentTopic,
     model_topic: IdentTopic,
+    market: Option<crate::market::MarketHook>,
 }
 
 /// Builds the swarm, starts listening and dialing, and returns the loop and
@@ -328,17 +400,17 @@ pub fn new(
             .map_err(|e| NetError::Build(format!("listen on {addr}: {e}")))?;
     }
     let mut bootstrap_peers = HashSet::new();
+    let mut boot = Vec::new();
     for addr in &cfg.bootstrap {
         match peer_of(addr) {
-            Some(peer) if peer != local => {
+            Some(peer) if peer == local => {}
+            Some(peer) => {
                 swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
                 bootstrap_peers.insert(peer);
-                if let Err(e) = swarm.dial(addr.clone()) {
-                    warn!(%addr, error = %e, "dialing bootstrap peer");
-                }
+                boot.push(Bootstrap::new(addr.clone()));
             }
-            Some(_) => {}
-            None => warn!(%addr, "bootstrap address without /p2p/<peer id>; ignored"),
+            // Dialed without a peer id; the connection tells who answered.
+            None => boot.push(Bootstrap::new(addr.clone())),
         }
     }
     let (tx, commands) = mpsc::channel(COMMANDS);
@@ -363,10 +435,13 @@ pub fn new(
             metrics,
             cfg,
             bootstrap_peers,
+            boot,
+            conns: HashMap::new(),
             listen_addrs: Vec::new(),
             inbound_slots: Arc::new(Semaphore::new(INBOUND_SLOTS)),
             status_topic,
             model_topic,
+            market: None,
         },
     ))
 }
@@ -388,6 +463,8 @@ impl EventLoop {
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut published = self.learner.published_watch();
         let mut kad_bootstrapped = false;
+        let mut liveness = tokio::time::interval(LIVENESS_TICK);
+        liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -409,6 +486,10 @@ impl EventLoop {
                     }
                 }
                 _ = status_tick.tick() => self.publish_status(),
+                _ = liveness.tick() => {
+                    self.close_idle();
+                    self.redial_bootstrap();
+                }
                 _ = maintenance.tick() => {
                     self.maintain();
                     if !kad_bootstrapped || self.connected_count() < TARGET_PEERS {
@@ -420,8 +501,90 @@ impl EventLoop {
         info!("network event loop stopped");
     }
 
+    /// Peers with at least one connection that is not being closed.
     fn connected_count(&self) -> usize {
-        self.swarm.connected_peers().count()
+        self.live_peers().len()
+    }
+
+    fn live_peers(&self) -> HashSet<PeerId> {
+        self.conns
+            .values()
+            .filter(|c| !c.closing)
+            .map(|c| c.peer)
+            .collect()
+    }
+
+    /// Starts closing a connection taken for dead and stops counting it.
+    fn close_dead(&mut self, id: ConnectionId, why: &str) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        c.closing = true;
+        let peer = c.peer;
+        warn!(%peer, why, "closing a dead connection");
+        self.swarm.close_connection(id);
+        if !self.live_peers().contains(&peer) {
+            if let Some(s) = self.peers.get_mut(&peer) {
+                s.connected = false;
+            }
+        }
+    }
+
+    /// Closes the connections of peers not heard from for [`IDLE_LIMIT`].
+    fn close_idle(&mut self) {
+        let idle: Vec<ConnectionId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.closing)
+            .filter(|(_, c)| {
+                self.peers
+                    .get(&c.peer)
+                    .is_some_and(|s| s.last_seen.elapsed() > IDLE_LIMIT)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            self.close_dead(id, "idle");
+        }
+    }
+
+    /// Dials every bootstrap address whose peer is not connected, with
+    /// exponential backoff per address, so that a node cut off or restarted
+    /// finds the mesh again once the network is back.
+    fn redial_bootstrap(&mut self) {
+        let live = self.live_peers();
+        let now = Instant::now();
+        for b in &mut self.boot {
+            if b.peer.is_some_and(|p| live.contains(&p)) {
+                b.backoff = REDIAL_MIN;
+                b.next_try = now;
+                continue;
+            }
+            if now < b.next_try {
+                continue;
+            }
+            b.next_try = now + b.backoff;
+            b.backoff = (b.backoff * 2).min(REDIAL_MAX);
+            // Without /p2p/ in the address, whoever answers is accepted
+            // (a bootstrap node whose data dir was reset gets a new id).
+            let opts = match peer_of(&b.addr) {
+                Some(p) => DialOpts::peer_id(p).addresses(vec![b.addr.clone()]).build(),
+                None => DialOpts::unknown_peer_id().address(b.addr.clone()).build(),
+            };
+            let id = opts.connection_id();
+            debug!(addr = %b.addr, "dialing bootstrap peer");
+            match self.swarm.dial(opts) {
+                Ok(()) => {
+                    if peer_of(&b.addr).is_none() {
+                        b.dialing = Some(id);
+                    }
+                }
+                Err(e) => debug!(addr = %b.addr, error = %e, "dialing bootstrap peer"),
+            }
+        }
     }
 
     fn peer_mut(&mut self, peer: PeerId) -> &mut PeerState {
@@ -477,6 +640,10 @@ impl EventLoop {
             Command::PeerDigest { peer, reply } => {
                 let d = self.mesh.get(&peer).and_then(|e| e.status.model.clone());
                 let _ = reply.send(d);
+            }
+            Command::SetMarket(hook) => self.market = Some(hook),
+            Command::Disconnect { peer } => {
+                let _ = self.swarm.disconnect_peer_id(peer);
             }
         }
     }
@@ -567,9 +734,8 @@ impl EventLoop {
             speed_class: speed_class(),
             memory_bytes: mem_total,
             free_memory_bytes: mem_free,
-            // The market has not landed: no task slots offered yet.
-            task_slots: 0,
-            free_slots: 0,
+            task_slots: self.market.as_ref().map_or(0, |m| m.slots),
+            free_slots: self.market.as_ref().map_or(0, |m| m.free_slots()),
             model,
             samples_seen: st.samples_seen,
             accuracy_bp: accuracy_bp(st.accuracy),
@@ -608,17 +774,10 @@ impl EventLoop {
         self.published.iter().rev().find(|p| p.digest.hash == *hash)
     }
 
-    /// Redials bootstrap peers and tops up connections from Kademlia.
+    /// Tops up connections from Kademlia (bootstrap peers are redialed by
+    /// [`Self::redial_bootstrap`]).
     fn maintain(&mut self) {
-        let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
-        for addr in self.cfg.bootstrap.clone() {
-            if let Some(p) = peer_of(&addr) {
-                if p != self.local && !connected.contains(&p) {
-                    debug!(%addr, "redialing bootstrap peer");
-                    let _ = self.swarm.dial(addr);
-                }
-            }
-        }
+        let connected = self.live_peers();
         if connected.len() >= TARGET_PEERS {
             return;
         }
@@ -652,10 +811,35 @@ impl EventLoop {
                 self.listen_addrs.retain(|a| a != &address);
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
             } => {
                 let _span = info_span!("peer", peer = %peer_id).entered();
                 debug!(addr = %endpoint.get_remote_address(), "connected");
+                self.conns.insert(
+                    connection_id,
+                    Conn {
+                        peer: peer_id,
+                        ping_failures: 0,
+                        closing: false,
+                    },
+                );
+                if let Some(b) = self
+                    .boot
+                    .iter_mut()
+                    .find(|b| b.dialing == Some(connection_id))
+                {
+                    b.dialing = None;
+                    if b.peer != Some(peer_id) {
+                        info!(addr = %b.addr, peer = %peer_id, "bootstrap address answered");
+                        b.peer = Some(peer_id);
+                    }
+                    let addr = b.addr.clone();
+                    self.bootstrap_peers.insert(peer_id);
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
                 let s = self.peer_mut(peer_id);
                 s.connected = true;
                 s.last_seen = Instant::now();
@@ -668,16 +852,28 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
                 ..
             } => {
-                debug!(peer = %peer_id, "disconnected");
-                if let Some(s) = self.peers.get_mut(&peer_id) {
-                    s.connected = false;
+                self.conns.remove(&connection_id);
+                if !self.live_peers().contains(&peer_id) {
+                    debug!(peer = %peer_id, "disconnected");
+                    if let Some(s) = self.peers.get_mut(&peer_id) {
+                        s.connected = false;
+                    }
                 }
             }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+            SwarmEvent::OutgoingConnectionError {
+                peer_id,
+                error,
+                connection_id,
+            } => {
                 debug!(peer = ?peer_id, error = %error, "dial failed");
+                for b in &mut self.boot {
+                    if b.dialing == Some(connection_id) {
+                        b.dialing = None;
+                    }
+                }
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
                 debug!(error = %error, "incoming connection failed");
@@ -721,7 +917,31 @@ impl EventLoop {
             }
             BehaviourEvent::Ping(e) => {
                 self.libp2p_metrics.record(&e);
+                match &e.result {
+                    Ok(_) => {
+                        if let Some(c) = self.conns.get_mut(&e.connection) {
+                            c.ping_failures = 0;
+                        }
+                    }
+                    // A peer that does not speak ping is not dead.
+                    Err(libp2p::ping::Failure::Unsupported) => {}
+                    Err(err) => {
+                        debug!(peer = %e.peer, error = %err, "ping failed");
+                        let dead = self.conns.get_mut(&e.connection).is_some_and(|c| {
+                            c.ping_failures += 1;
+                            c.ping_failures >= MAX_PING_FAILURES
+                        });
+                        if dead {
+                            self.close_dead(e.connection, "ping failures");
+                        }
+                    }
+                }
                 if let Ok(rtt) = e.result {
+                    if let Some(m) = &self.market {
+                        let _ = m
+                            .events
+                            .try_send(crate::market::NetEvent::Ping { peer: e.peer, rtt });
+                    }
                     let s = self.peer_mut(e.peer);
                     s.rtt = Some(rtt);
                     s.last_seen = Instant::now();
@@ -782,6 +1002,12 @@ impl EventLoop {
                 if st.node.as_bytes() != source_bytes.as_slice() {
                     debug!(peer = %source, "status for another node; ignored");
                     return;
+                }
+                if let Some(m) = &self.market {
+                    let _ = m.events.try_send(crate::market::NetEvent::Status {
+                        peer: source,
+                        status: st.clone(),
+                    });
                 }
                 if !self.mesh.contains_key(&source) && self.mesh.len() >= MAX_MESH {
                     let oldest = self
@@ -892,9 +1118,27 @@ impl EventLoop {
                     Response::Chunk,
                 )
             }),
-            // The market is not wired in yet.
-            _ => Some(Response::Rejected {
-                reason: RejectReason::Unsupported,
+            // Auction traffic goes to the market; it is one-way, so the
+            // answer is a bare Ack (or Busy when the market is swamped).
+            Request::TaskAnnounce { .. }
+            | Request::Bid(_)
+            | Request::Award { .. }
+            | Request::AwardAck { .. }
+            | Request::Heartbeat { .. }
+            | Request::Result(_)
+            | Request::Cancel { .. } => Some(match &self.market {
+                Some(m) => match m.events.try_send(crate::market::NetEvent::Request {
+                    peer,
+                    request: request.clone(),
+                }) {
+                    Ok(()) => Response::Ack,
+                    Err(_) => Response::Rejected {
+                        reason: RejectReason::Busy,
+                    },
+                },
+                None => Response::Rejected {
+                    reason: RejectReason::Unsupported,
+                },
             }),
         };
         if let Some(resp) = immediate {

@@ -64,7 +64,13 @@ fn behaviour(key: &libp2p::identity::Keypair, cfg: &NetConfig) -> Result<Behavio
         identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_string(), key.public())
             .with_agent_version(format!("shoal-node/{}", env!("CARGO_PKG_VERSION"))),
     );
-    let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5)));
+    // Ping every 5 s with a 10 s timeout: the event loop closes a connection
+    // after two failures in a row, so a dead link is noticed within ~30 s.
+    let ping = ping::Behaviour::new(
+        ping::Config::new()
+            .with_interval(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(10)),
+    );
     let mdns = if cfg.mdns {
         Toggle::from(Some(mdns::tokio::Behaviour::new(
             mdns::Config::default(),

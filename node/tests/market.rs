@@ -1,0 +1,217 @@
+//! The task market across real `shoal-node` processes on loopback: tasks
+//! submitted over HTTP are auctioned, run on real data blobs and committed
+//! with real results; the node holding the data wins; bad requests get a
+//! JSON 4xx; an owner killed with `kill -9` after acknowledging a task still
+//! knows it after a restart and ends it exactly once.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{wait_for, Node};
+use serde_json::{json, Value};
+
+fn mesh_slots(n: &Node, peer: &str) -> bool {
+    let (code, v) = n.get("/v1/mesh");
+    code == 200
+        && v["nodes"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|e| e["peer_id"] == peer && e["task_slots"].as_u64() >= Some(1))
+        })
+}
+
+fn first_blob(n: &Node) -> Option<String> {
+    let (_, v) = n.get("/v1/blobs");
+    v["blobs"][0]["hash"].as_str().map(str::to_string)
+}
+
+/// Waits until task `id` on `owner` is committed or failed.
+fn finished(owner: &Node, id: &str) -> Value {
+    wait_for(&format!("task {id} to finish"), || {
+        let (code, v) = owner.get(&format!("/v1/tasks/{id}"));
+        (code == 200 && (v["state"] == "committed" || v["state"] == "failed")).then_some(v)
+    })
+}
+
+fn submit(owner: &Node, body: &Value) -> Vec<Value> {
+    let (code, v) = owner.post("/v1/tasks", &body.to_string(), None);
+    assert_eq!(code, 201, "{v}");
+    v["tasks"].as_array().unwrap().clone()
+}
+
+#[test]
+fn tasks_run_where_the_data_is_and_commit_real_results() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // B holds the data: it learns a stream and keeps recent samples as blobs.
+    let b = Node::start(
+        dirs[1].path(),
+        &[
+            "--source",
+            "sea:seed=5,n=4000",
+            "--rate",
+            "0",
+            "--snapshot-every",
+            "1000",
+        ],
+    );
+    let boot = b.bootstrap_addr();
+    let a = Node::start(dirs[0].path(), &["--bootstrap", &boot]);
+    let c = Node::start(dirs[2].path(), &["--bootstrap", &boot]);
+    let blob = wait_for("a data blob on B", || first_blob(&b));
+    for p in [&b.peer_id, &c.peer_id] {
+        wait_for("A sees B and C offering task slots", || {
+            mesh_slots(&a, p).then_some(())
+        });
+    }
+
+    // A owns a train task on B's blob: B holds the data and is free, so B
+    // wins the auction and moves no input bytes.
+    let t = submit(
+        &a,
+        &json!({"kind": "train", "model": "nb",
+                "inputs": [{"hash": blob, "holders": [b.peer_id]}], "deadline_s": 60}),
+    );
+    let id = t[0]["id"].as_str().unwrap().to_string();
+    let done = finished(&a, &id);
+    assert_eq!(done["state"], "committed", "{done}");
+    assert_eq!(done["winner"], b.peer_id.as_str(), "{done}");
+    // It fetched only the tiny parameter blob from A, not the data.
+    let fetched = done["result"]["summary"]["fetched_bytes"].as_u64().unwrap();
+    assert!(fetched < 1000, "{done}");
+    let bids = done["bids"].as_array().unwrap();
+    let b_bid = bids
+        .iter()
+        .find(|x| x["bidder"] == b.peer_id.as_str())
+        .unwrap();
+    let c_bid = bids.iter().find(|x| x["bidder"] == c.peer_id.as_str());
+    if let Some(c_bid) = c_bid {
+        assert!(c_bid["non_local_bytes"].as_u64() > b_bid["non_local_bytes"].as_u64());
+    }
+    assert!(done["result"]["summary"]["samples"].as_u64().unwrap() > 0);
+    assert!(!done["bids"].as_array().unwrap().is_empty(), "{done}");
+    let model_blob = wait_for("the model result stored on A", || {
+        let (_, v) = a.get(&format!("/v1/tasks/{id}"));
+        v["result"]["blob"].as_str().map(str::to_string)
+    });
+
+    // A batch of the other kinds, one of them predicting with that model.
+    let inputs = json!([{"hash": blob, "holders": [b.peer_id]}]);
+    let batch = submit(
+        &a,
+        &json!({"tasks": [
+            {"kind": "evaluate", "model": "ht", "holdout": 0.25, "inputs": inputs},
+            {"kind": "select", "models": ["majority", "nb", "ht"], "inputs": inputs},
+            {"kind": "predict", "model_blob": model_blob, "inputs": inputs},
+        ]}),
+    );
+    assert_eq!(batch.len(), 3);
+    let ev = finished(&a, batch[0]["id"].as_str().unwrap());
+    assert_eq!(ev["state"], "committed", "{ev}");
+    assert_eq!(ev["result"]["summary"]["mode"], "holdout");
+    assert!(
+        ev["result"]["summary"]["metrics"]["accuracy"]
+            .as_f64()
+            .unwrap()
+            > 0.5
+    );
+    let sel = finished(&a, batch[1]["id"].as_str().unwrap());
+    assert_eq!(sel["state"], "committed", "{sel}");
+    assert_eq!(
+        sel["result"]["summary"]["leaderboard"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_ne!(sel["result"]["summary"]["best"], "majority", "{sel}");
+    let pr = finished(&a, batch[2]["id"].as_str().unwrap());
+    assert_eq!(pr["state"], "committed", "{pr}");
+    assert!(pr["result"]["summary"]["accuracy"].as_f64().unwrap() > 0.5);
+
+    // The ledger lists all four; the status counts them.
+    let (_, list) = a.get("/v1/tasks");
+    assert_eq!(list["total"], 4, "{list}");
+    let st = a.status();
+    assert_eq!(st["tasks"]["committed"], 4, "{st}");
+    assert_eq!(st["tasks"]["placement"], "auction");
+
+    // Bad requests: a JSON error, nothing stored.
+    let (code, v) = a.post("/v1/tasks", r#"{"kind":"dance","recent":5}"#, None);
+    assert_eq!(code, 422, "{v}");
+    assert_eq!(v["error"]["code"], "unprocessable");
+    let (code, v) = a.post("/v1/tasks", "{not json", None);
+    assert_eq!(code, 400, "{v}");
+    let nobody = json!({"kind": "train", "model": "nb",
+        "inputs": [{"hash": "00".repeat(32), "holders": [b.peer_id]}]});
+    let (code, v) = a.post("/v1/tasks", &nobody.to_string(), None);
+    assert_eq!(code, 422, "{v}");
+    let (code, v) = a.post(
+        "/v1/tasks",
+        r#"{"kind":"train","model":"nope","recent":10}"#,
+        None,
+    );
+    assert_eq!(code, 422, "{v}");
+    let (code, _) = a.get(&format!("/v1/tasks/{}", "ab".repeat(16)));
+    assert_eq!(code, 404);
+    let (_, list) = a.get("/v1/tasks");
+    assert_eq!(list["total"], 4);
+}
+
+#[test]
+fn owner_killed_after_acknowledging_ends_the_task_exactly_once() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let b = Node::start(
+        dirs[1].path(),
+        &[
+            "--source",
+            "sea:seed=9,n=3000",
+            "--rate",
+            "0",
+            "--snapshot-every",
+            "1000",
+        ],
+    );
+    let boot = b.bootstrap_addr();
+    let mut a = Node::start(dirs[0].path(), &["--bootstrap", &boot]);
+    let blob = wait_for("a data blob on B", || first_blob(&b));
+    wait_for("A sees B offering a slot", || {
+        mesh_slots(&a, &b.peer_id).then_some(())
+    });
+    let tasks = submit(
+        &a,
+        &json!({"tasks": [
+            {"kind": "select", "models": ["nb", "ht", "knn", "lr"],
+             "inputs": [{"hash": blob, "holders": [b.peer_id]}], "deadline_s": 90},
+            {"kind": "evaluate", "model": "ht",
+             "inputs": [{"hash": blob, "holders": [b.peer_id]}], "deadline_s": 90},
+        ]}),
+    );
+    // Acknowledged: now the owner dies without warning.
+    a.kill9();
+    let a = Node::start(dirs[0].path(), &["--bootstrap", &boot]);
+    for t in &tasks {
+        let id = t["id"].as_str().unwrap();
+        let (code, v) = a.get(&format!("/v1/tasks/{id}"));
+        assert_eq!(code, 200, "task {id} lost after kill -9: {v}");
+        let done = finished(&a, id);
+        assert!(
+            done["state"] == "committed" || done["fail_reason"].is_string(),
+            "{done}"
+        );
+    }
+    // Exactly once: the ledger holds each task once and the owner's
+    // counters add up (a commit or a failure per task, never both).
+    let (_, list) = a.get("/v1/tasks");
+    assert_eq!(list["total"], 2, "{list}");
+    let st = a.status();
+    let c = st["tasks"]["committed"].as_u64().unwrap();
+    let f = st["tasks"]["failed"].as_u64().unwrap();
+    assert_eq!(c + f, 2, "{st}");
+    let committed = list["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] == "committed")
+        .count() as u64;
+    assert_eq!(committed, c, "{list}");
+}
