@@ -26,12 +26,15 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod data;
+pub mod federation;
 pub mod http;
 pub mod live;
 pub mod local;
+pub mod market;
 pub mod node;
 pub mod report;
 pub mod scenario;
+pub mod sim;
 pub mod status;
 pub mod svg;
 pub mod util;

@@ -35,6 +35,13 @@ struct Cli {
 enum Command {
     /// Start N nodes on loopback, run a scenario, write a report.
     Up(UpArgs),
+    /// The same task workload under each placement policy, compared.
+    Market(shoal_testnet::market::MarketArgs),
+    /// Simulate the task market and its baselines at scale (discrete events).
+    Sim(shoal_testnet::sim::SimArgs),
+    /// Isolated nodes vs the mesh vs one central model, on slices of one
+    /// stream (iid, label-skewed, drift-shifted).
+    Federation(shoal_testnet::federation::FederationArgs),
 }
 
 #[derive(clap::Args)]
@@ -99,7 +106,32 @@ fn main() -> ExitCode {
 
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
-    let Command::Up(args) = cli.command;
+    let args = match cli.command {
+        Command::Up(args) => args,
+        Command::Federation(f) => {
+            let r = shoal_testnet::federation::run(&f)?;
+            shoal_testnet::federation::print_human(&r);
+            if f.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&r).context("encoding the result")?
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Sim(a) => {
+            shoal_testnet::sim::main(&a)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Market(m) => {
+            let bin = match &m.bin {
+                Some(b) => b.clone(),
+                None => default_node_bin()?,
+            };
+            shoal_testnet::market::run(&m, &bin)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
 
     // Ctrl-C and SIGTERM only raise a flag: the main loop then stops every
     // node and still writes the report.

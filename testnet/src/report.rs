@@ -360,11 +360,26 @@ fn markdown(r: &Report, plots: &[(String, String)]) -> String {
     let _ = writeln!(m, "| unexpected exits | {} |", l.crashes);
     let _ = writeln!(
         m,
+        "| model version drops seen over all polls | {} |",
+        l.model_version_drops
+    );
+    if l.acked_samples > 0 {
+        let _ = writeln!(
+            m,
+            "| acknowledged samples (witness) lost / duplicated | {} / {} of {} |",
+            l.acked_samples_lost, l.acked_samples_duplicated, l.acked_samples
+        );
+    }
+    let _ = writeln!(
+        m,
         "| tasks lost | {} |",
         if l.tasks_measured {
-            l.tasks_lost.to_string()
+            format!(
+                "{} of {} accepted ({} committed, {} failed, {} open at the end)",
+                l.tasks_lost, l.tasks_submitted, l.tasks_committed, l.tasks_failed, l.tasks_open
+            )
         } else {
-            "not measured: the task market is not built yet".into()
+            "not measured (no task submitted in this scenario, or no market in this build)".into()
         }
     );
 

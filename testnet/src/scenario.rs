@@ -2,9 +2,16 @@
 //! it measured.
 //!
 //! * `demo`: nothing breaks; shows the mesh forming and learning.
-//! * `churn`: every ~20 s a random node is killed with `kill -9` and
-//!   restarted 2 s later on the same data dir. Expected: same peer id,
-//!   model version not older than before the kill, back in the mesh.
+//! * `churn`: every ~20 s (`--churn-every`) a random node is killed with
+//!   `kill -9` and restarted 2 s later on the same data dir. Expected: same
+//!   peer id, model version never going backwards, back in the mesh, no
+//!   acknowledged sample and no accepted task lost. One node (the
+//!   *witness*) has no stream of its own: the testnet feeds it through
+//!   `POST /v1/learn` and counts what the node acknowledged, so that after
+//!   each of its restarts `samples_seen` must equal the acknowledged count
+//!   exactly (less is a lost sample, more a duplicate). Every third kill
+//!   hits the witness. Evaluate tasks are submitted to the other nodes
+//!   while they churn and looked up in their owners' ledgers at the end.
 //! * `partition`: a minority of nodes is moved to a different pre-shared
 //!   network key (pnet) for the middle third of the run, then moved back.
 //!   On loopback there is no link to cut, so the cut is emulated by
@@ -13,8 +20,8 @@
 //!   libp2p. The compose smoke test cuts real links with
 //!   `docker network disconnect`.
 //!
-//! Scenarios only measure what the nodes report. Tasks cannot be lost yet:
-//! there is no market; `lost.tasks_measured` says so.
+//! Scenarios only measure what the nodes report. Tasks are only counted
+//! when the nodes' API has the market (`lost.tasks_measured`).
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -66,9 +73,25 @@ pub struct Lost {
     pub nodes_not_back: u32,
     /// Nodes that exited without being asked to.
     pub crashes: u32,
-    /// Always 0 until the market exists.
+    /// Polls at which a node showed a lower model version than it had
+    /// shown before (restarts included).
+    pub model_version_drops: u32,
+    /// Samples the churn witness acknowledged (`POST /v1/learn` → 200).
+    pub acked_samples: u64,
+    /// Acknowledged samples missing from the witness after a restart or at
+    /// the end.
+    pub acked_samples_lost: u64,
+    /// Samples the witness counted beyond what it acknowledged.
+    pub acked_samples_duplicated: u64,
+    /// Accepted tasks (201) whose owner no longer had them at the end.
     pub tasks_lost: u64,
-    /// False: the market is not built, so no task can be measured.
+    /// Tasks accepted by the nodes during the run.
+    pub tasks_submitted: u64,
+    pub tasks_committed: u64,
+    pub tasks_failed: u64,
+    /// Still pending or running at the end of the run.
+    pub tasks_open: u64,
+    /// False when no task could be submitted (a build without the market).
     pub tasks_measured: bool,
 }
 
@@ -136,7 +159,7 @@ pub trait Scenario {
 pub fn build(kind: ScenarioKind, net: &mut Testnet) -> Result<Box<dyn Scenario>> {
     Ok(match kind {
         ScenarioKind::Demo => Box::new(Demo),
-        ScenarioKind::Churn => Box::new(Churn::new(net.opts.churn_every_s)),
+        ScenarioKind::Churn => Box::new(Churn::new(net)),
         ScenarioKind::Partition => Box::new(Partition::new(net)?),
     })
 }
@@ -274,6 +297,223 @@ struct Churn {
     next_kill: f64,
     phase: ChurnPhase,
     restarts: Vec<Restart>,
+    kills: u32,
+    witness: Option<Witness>,
+    tasks: TaskProbe,
+    /// Highest model version each node has shown.
+    max_version: Vec<u64>,
+    version_drops: u32,
+}
+
+/// Samples per `POST /v1/learn` to the witness, one batch per poll.
+const WITNESS_BATCH: usize = 20;
+/// Seconds a restarted witness has to count every acknowledged sample.
+const WITNESS_WITHIN: f64 = 30.0;
+/// Seconds between two task submissions.
+const TASK_EVERY: f64 = 5.0;
+
+/// The churn node fed only through `POST /v1/learn`, with the count of what
+/// it acknowledged.
+struct Witness {
+    node: usize,
+    acked: u64,
+    rejected: u64,
+    rng: crate::util::SmallRng,
+    /// After a restart: the acknowledged count to find again, and since when.
+    /// No batch is sent meanwhile, so new samples cannot mask a loss.
+    checking: Option<(u64, f64)>,
+    lost: u64,
+    duplicated: u64,
+    restarts_checked: u32,
+    log: Vec<String>,
+}
+
+impl Witness {
+    /// SEA concept 0 (Street & Kim 2001): three features in [0, 10), the
+    /// class says whether the first two sum to at most 8.
+    fn batch(&mut self) -> serde_json::Value {
+        let mut samples = Vec::with_capacity(WITNESS_BATCH);
+        for _ in 0..WITNESS_BATCH {
+            let x: Vec<f64> = (0..3)
+                .map(|_| (self.rng.next_u64() % 10_000) as f64 / 1000.0)
+                .collect();
+            let y = if x[0] + x[1] <= 8.0 { "1" } else { "0" };
+            samples.push(serde_json::json!({ "x": x, "y": y }));
+        }
+        serde_json::json!({ "samples": samples })
+    }
+
+    fn tick(&mut self, net: &mut Testnet, t: f64) {
+        let m = &net.members[self.node];
+        if m.state != NodeState::Up {
+            return;
+        }
+        if let Some((want, since)) = self.checking {
+            let Some(seen) = m.last.as_ref().map(|s| s.samples_seen) else {
+                return;
+            };
+            if seen < want && t - since < WITNESS_WITHIN {
+                return;
+            }
+            self.checking = None;
+            self.restarts_checked += 1;
+            self.lost += want.saturating_sub(seen);
+            self.duplicated += seen.saturating_sub(want);
+            let text = format!(
+                "witness {} after restart: {seen} samples counted, {want} acknowledged before the kill{}",
+                m.spec.name,
+                if seen == want { " (none lost)" } else { " (MISMATCH)" }
+            );
+            self.log.push(text.clone());
+            net.event(Some(self.node), text);
+            return;
+        }
+        let Some(p) = m.process.as_ref() else {
+            return;
+        };
+        let body = self.batch();
+        match p.api().post_json("/v1/learn", &body) {
+            Ok(r) if r.is_success() => {
+                let n = r
+                    .json()
+                    .ok()
+                    .and_then(|v| v.get("accepted").and_then(|a| a.as_u64()))
+                    .unwrap_or(0);
+                self.acked += n;
+            }
+            // Not acknowledged: the node owes nothing for these.
+            _ => self.rejected += 1,
+        }
+    }
+
+    /// The final count must equal everything acknowledged.
+    fn finish(&mut self, net: &Testnet) -> Option<u64> {
+        let seen = net.members[self.node].last.as_ref()?.samples_seen;
+        if self.checking.is_none() {
+            self.lost += self.acked.saturating_sub(seen);
+            self.duplicated += seen.saturating_sub(self.acked);
+        }
+        Some(seen)
+    }
+}
+
+/// Tasks submitted during the run, looked up in their owners' ledgers at the
+/// end.
+#[derive(Default)]
+struct TaskProbe {
+    next_at: f64,
+    /// (owner node, task id)
+    accepted: Vec<(usize, String)>,
+    /// The market answered 501: not in this build.
+    unsupported: bool,
+    refused: u64,
+}
+
+impl TaskProbe {
+    fn tick(&mut self, net: &mut Testnet, t: f64, skip: Option<usize>) {
+        if self.unsupported || t < self.next_at || t > net.opts.duration_s - QUIET_END * 2.0 {
+            return;
+        }
+        self.next_at = t + TASK_EVERY;
+        // Owners with a snapshot (their recent samples are blobs by then).
+        let ready: Vec<usize> = (0..net.members.len())
+            .filter(|&i| Some(i) != skip && net.members[i].state == NodeState::Up)
+            .filter(|&i| {
+                net.members[i]
+                    .last
+                    .as_ref()
+                    .is_some_and(|s| s.model_version >= 1)
+            })
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        let owner = ready[net.rng.below(ready.len())];
+        let Some(p) = net.members[owner].process.as_ref() else {
+            return;
+        };
+        let task = serde_json::json!({
+            "kind": "evaluate", "recent": 500, "model": "nb", "deadline_s": 120
+        });
+        match p.api().post_json("/v1/tasks", &task) {
+            Ok(r) if r.is_success() => {
+                let id = r.json().ok().and_then(|v| {
+                    v.pointer("/tasks/0/id")
+                        .and_then(|i| i.as_str())
+                        .map(str::to_string)
+                });
+                if let Some(id) = id {
+                    self.accepted.push((owner, id));
+                }
+            }
+            Ok(r) if r.status == 501 || r.status == 404 || r.status == 405 => {
+                self.unsupported = true;
+            }
+            _ => self.refused += 1,
+        }
+    }
+
+    fn finish(&self, net: &Testnet, lost: &mut Lost) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.unsupported || self.accepted.is_empty() {
+            lost.tasks_measured = false;
+            notes.push(if self.unsupported {
+                "tasks: the nodes have no task market (HTTP 501); none submitted".into()
+            } else {
+                format!(
+                    "tasks: none accepted ({} submissions refused)",
+                    self.refused
+                )
+            });
+            return notes;
+        }
+        lost.tasks_measured = true;
+        lost.tasks_submitted = self.accepted.len() as u64;
+        let mut unknown = 0u64;
+        for (owner, id) in &self.accepted {
+            let Some(p) = net.members[*owner].process.as_ref() else {
+                unknown += 1;
+                continue;
+            };
+            match p.api().get(&format!("/v1/tasks/{id}")) {
+                Ok(r) if r.status == 404 => {
+                    lost.tasks_lost += 1;
+                    notes.push(format!(
+                        "task {id} accepted by {} is gone from its ledger",
+                        net.members[*owner].spec.name
+                    ));
+                }
+                Ok(r) if r.is_success() => {
+                    let state = r
+                        .json()
+                        .ok()
+                        .and_then(|v| v.get("state").and_then(|s| s.as_str()).map(str::to_string))
+                        .unwrap_or_default();
+                    match state.as_str() {
+                        "committed" => lost.tasks_committed += 1,
+                        "failed" => lost.tasks_failed += 1,
+                        _ => lost.tasks_open += 1,
+                    }
+                }
+                _ => unknown += 1,
+            }
+        }
+        notes.push(format!(
+            "tasks: {} accepted while nodes churned ({} refused); at the end {} committed, {} failed, {} still open, {} lost{}",
+            lost.tasks_submitted,
+            self.refused,
+            lost.tasks_committed,
+            lost.tasks_failed,
+            lost.tasks_open,
+            lost.tasks_lost,
+            if unknown > 0 {
+                format!(", {unknown} owners did not answer")
+            } else {
+                String::new()
+            }
+        ));
+        notes
+    }
 }
 
 /// Seconds a killed node stays down.
@@ -284,13 +524,54 @@ const BACK_WITHIN: f64 = 60.0;
 const QUIET_END: f64 = 15.0;
 
 impl Churn {
-    fn new(every: f64) -> Self {
-        let every = every.max(5.0);
+    /// The last node becomes the witness (no stream of its own) when there
+    /// are at least two.
+    fn new(net: &mut Testnet) -> Self {
+        let every = net.opts.churn_every_s.max(5.0);
+        let n = net.members.len();
+        let witness = (n >= 2).then(|| {
+            let node = n - 1;
+            net.members[node].spec.source = None;
+            Witness {
+                node,
+                acked: 0,
+                rejected: 0,
+                rng: crate::util::SmallRng::new(net.opts.seed ^ 0x5EA),
+                checking: None,
+                lost: 0,
+                duplicated: 0,
+                restarts_checked: 0,
+                log: Vec::new(),
+            }
+        });
         Churn {
             every,
             next_kill: every,
             phase: ChurnPhase::Idle,
             restarts: Vec::new(),
+            kills: 0,
+            witness,
+            tasks: TaskProbe::default(),
+            max_version: vec![0; n],
+            version_drops: 0,
+        }
+    }
+
+    /// Model versions must never go backwards, across restarts too.
+    fn watch_versions(&mut self, net: &mut Testnet) {
+        for i in 0..net.members.len() {
+            let Some(v) = net.members[i].last.as_ref().map(|s| s.model_version) else {
+                continue;
+            };
+            if v < self.max_version[i] {
+                self.version_drops += 1;
+                let text = format!(
+                    "{} model version went back from v{} to v{v}",
+                    net.members[i].spec.name, self.max_version[i]
+                );
+                net.event(Some(i), text);
+            }
+            self.max_version[i] = self.max_version[i].max(v);
         }
     }
 }
@@ -312,10 +593,19 @@ impl Scenario for Churn {
             "samples learned after the last snapshot are re-learned from the source, not lost"
                 .into(),
             format!("it answers and rejoins the mesh within {BACK_WITHIN:.0} s"),
+            "no node's model version ever goes backwards".into(),
+            "the witness (fed by POST /v1/learn) counts exactly the samples it acknowledged, after every restart and at the end".into(),
+            "every task a node accepted (201) is still in its ledger at the end".into(),
         ]
     }
 
     fn tick(&mut self, net: &mut Testnet, t: f64) -> Result<()> {
+        self.watch_versions(net);
+        if let Some(w) = self.witness.as_mut() {
+            w.tick(net, t);
+        }
+        self.tasks
+            .tick(net, t, self.witness.as_ref().map(|w| w.node));
         match self.phase {
             ChurnPhase::Idle => {
                 if t < self.next_kill || t > net.opts.duration_s - QUIET_END {
@@ -327,7 +617,21 @@ impl Scenario for Churn {
                 if up.is_empty() {
                     return Ok(());
                 }
-                let victim = up[net.rng.below(up.len())];
+                // Every third kill hits the witness (while it is not still
+                // being checked from its last restart).
+                let witness = self
+                    .witness
+                    .as_ref()
+                    .filter(|w| w.checking.is_none() && up.contains(&w.node))
+                    .map(|w| w.node);
+                self.kills += 1;
+                let victim = match witness {
+                    Some(w) if self.kills % 3 == 2 => w,
+                    _ => up[net.rng.below(up.len())],
+                };
+                if let Some(w) = self.witness.as_mut().filter(|w| w.node == victim) {
+                    w.checking = Some((w.acked, f64::INFINITY));
+                }
                 let before: Option<Status> = net.members[victim].last.clone();
                 net.kill_node(victim);
                 self.restarts.push(Restart {
@@ -355,6 +659,11 @@ impl Scenario for Churn {
                 net.members[victim].restarts += 1;
                 if let Some(r) = self.restarts.last_mut() {
                     r.restarted_at_s = t;
+                }
+                if let Some(w) = self.witness.as_mut().filter(|w| w.node == victim) {
+                    if let Some((want, _)) = w.checking {
+                        w.checking = Some((want, t));
+                    }
                 }
                 self.phase = ChurnPhase::Back { victim, since: t };
             }
@@ -430,6 +739,7 @@ impl Scenario for Churn {
         out.restarts = self.restarts.clone();
         common(net, &mut out);
         fill_restart_losses(&mut out);
+        self.finish_extra(net, &mut out);
         let n = out.restarts.len();
         let observed: Vec<&Restart> = out
             .restarts
@@ -491,6 +801,59 @@ impl Scenario for Churn {
             });
         }
         out
+    }
+}
+
+impl Churn {
+    /// Version watch, witness and task checks.
+    fn finish_extra(&mut self, net: &Testnet, out: &mut Outcome) {
+        out.lost.model_version_drops = self.version_drops;
+        out.measured.push(format!(
+            "model versions: {} drop(s) seen over all polls of all nodes",
+            self.version_drops
+        ));
+        out.checks.push(Check {
+            what: "no model version ever went backwards".into(),
+            ok: self.version_drops == 0,
+            detail: format!("{} drop(s)", self.version_drops),
+        });
+        if let Some(w) = self.witness.as_mut() {
+            let seen = w.finish(net);
+            let name = net.members[w.node].spec.name.clone();
+            out.lost.acked_samples = w.acked;
+            out.lost.acked_samples_lost = w.lost;
+            out.lost.acked_samples_duplicated = w.duplicated;
+            out.measured.push(format!(
+                "witness {name}: {} samples acknowledged ({} batches not acknowledged), {} counted at the end; {} restart(s) checked; {} lost, {} duplicated",
+                w.acked,
+                w.rejected,
+                seen.map_or_else(|| "?".into(), |s| s.to_string()),
+                w.restarts_checked,
+                w.lost,
+                w.duplicated
+            ));
+            out.measured.extend(w.log.iter().cloned());
+            out.checks.push(Check {
+                what: "no acknowledged sample lost or duplicated (witness)".into(),
+                ok: seen.is_some() && w.lost == 0 && w.duplicated == 0 && w.acked > 0,
+                detail: format!(
+                    "{} acknowledged, {} lost, {} duplicated, {} restart(s) of the witness checked",
+                    w.acked, w.lost, w.duplicated, w.restarts_checked
+                ),
+            });
+        }
+        let notes = self.tasks.finish(net, &mut out.lost);
+        out.measured.extend(notes);
+        if out.lost.tasks_measured {
+            out.checks.push(Check {
+                what: "no accepted task lost".into(),
+                ok: out.lost.tasks_lost == 0,
+                detail: format!(
+                    "{} accepted, {} lost",
+                    out.lost.tasks_submitted, out.lost.tasks_lost
+                ),
+            });
+        }
     }
 }
 

@@ -1,0 +1,378 @@
+//! Flow-level network: every transfer is a flow over a path of links, and
+//! the flows share link capacities max-min fairly.
+//!
+//! Rates come from progressive filling (Bertsekas & Gallager, *Data
+//! Networks*, 6.5.2): raise every flow's rate together; when a link fills,
+//! freeze the flows crossing it at their current rate; repeat with the rest.
+//! Rates only change when a flow starts or ends, and then only for the flows
+//! connected to it through shared links, so each change recomputes that
+//! connected component and nothing else. Between changes every flow moves
+//! at a constant rate; the caller schedules each flow's completion from
+//! [`Net::take_changed`] and discards completions whose version is stale.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// Index of a link.
+pub type LinkId = u32;
+/// Index of a flow (reused after the flow ends; pair it with the version).
+pub type FlowId = u32;
+
+/// Longest path a flow takes (access up, uplink up, uplink down, access down).
+pub const MAX_PATH: usize = 4;
+
+#[derive(Debug, Clone)]
+struct Flow {
+    path: [LinkId; MAX_PATH],
+    len: u8,
+    remaining: f64,
+    rate: f64,
+    updated: f64,
+    version: u32,
+}
+
+impl Flow {
+    fn links(&self) -> &[LinkId] {
+        &self.path[..usize::from(self.len)]
+    }
+}
+
+/// A completion to (re)schedule: `flow` at `version` ends at `at`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Completion {
+    /// The flow.
+    pub flow: FlowId,
+    /// Its version; a completion event with another version is stale.
+    pub version: u32,
+    /// Time it ends, ms.
+    pub at: f64,
+}
+
+#[derive(PartialEq)]
+struct Share(f64, LinkId, u32);
+impl Eq for Share {}
+impl PartialOrd for Share {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Share {
+    // Min-heap on the share, then link id for determinism.
+    fn cmp(&self, o: &Self) -> Ordering {
+        o.0.total_cmp(&self.0).then(o.1.cmp(&self.1))
+    }
+}
+
+/// Links with capacities (bytes per ms) and the flows crossing them.
+#[derive(Debug, Clone)]
+pub struct Net {
+    cap: Vec<f64>,
+    on_link: Vec<Vec<FlowId>>,
+    flows: Vec<Option<Flow>>,
+    free: Vec<FlowId>,
+    versions: Vec<u32>,
+    changed: Vec<Completion>,
+    // Scratch space for recomputations, kept to avoid allocation.
+    link_mark: Vec<u64>,
+    flow_mark: Vec<u64>,
+    stamp: u64,
+    rem: Vec<f64>,
+    cnt: Vec<u32>,
+    gen: Vec<u32>,
+    active: usize,
+}
+
+impl Net {
+    /// A network of links with these capacities, bytes per ms (> 0).
+    pub fn new(capacities: Vec<f64>) -> Net {
+        let n = capacities.len();
+        Net {
+            cap: capacities.into_iter().map(|c| c.max(1e-9)).collect(),
+            on_link: vec![Vec::new(); n],
+            flows: Vec::new(),
+            free: Vec::new(),
+            versions: Vec::new(),
+            changed: Vec::new(),
+            link_mark: vec![0; n],
+            flow_mark: Vec::new(),
+            stamp: 0,
+            rem: vec![0.0; n],
+            cnt: vec![0; n],
+            gen: vec![0; n],
+            active: 0,
+        }
+    }
+
+    /// Flows in progress.
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    /// Flows currently crossing `link`.
+    pub fn load(&self, link: LinkId) -> usize {
+        self.on_link.get(link as usize).map_or(0, Vec::len)
+    }
+
+    /// Capacity of `link`, bytes per ms.
+    pub fn capacity(&self, link: LinkId) -> f64 {
+        self.cap.get(link as usize).copied().unwrap_or(0.0)
+    }
+
+    /// Current rate of `flow`, bytes per ms.
+    pub fn rate(&self, flow: FlowId) -> Option<f64> {
+        self.flows.get(flow as usize)?.as_ref().map(|f| f.rate)
+    }
+
+    /// Whether `flow` at `version` is still the live flow of that id.
+    pub fn is_current(&self, flow: FlowId, version: u32) -> bool {
+        self.flows
+            .get(flow as usize)
+            .is_some_and(|f| f.as_ref().is_some_and(|f| f.version == version))
+    }
+
+    /// Completions whose time changed since the last call.
+    pub fn take_changed(&mut self) -> Vec<Completion> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Starts a flow of `bytes` over `path` (1 to [`MAX_PATH`] links).
+    pub fn start(&mut self, now: f64, path: &[LinkId], bytes: f64) -> FlowId {
+        let len = path.len().clamp(1, MAX_PATH);
+        let mut p = [0; MAX_PATH];
+        p[..len].copy_from_slice(&path[..len]);
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.flows.push(None);
+                self.versions.push(0);
+                self.flow_mark.push(0);
+                (self.flows.len() - 1) as FlowId
+            }
+        };
+        let v = self.versions[id as usize].wrapping_add(1);
+        self.versions[id as usize] = v;
+        self.flows[id as usize] = Some(Flow {
+            path: p,
+            len: len as u8,
+            remaining: bytes.max(0.0),
+            rate: 0.0,
+            updated: now,
+            version: v,
+        });
+        for l in &p[..len] {
+            self.on_link[*l as usize].push(id);
+        }
+        self.active += 1;
+        self.recompute(now, &p[..len]);
+        id
+    }
+
+    /// Ends `flow` (finished or aborted); returns the bytes it had left.
+    pub fn stop(&mut self, now: f64, flow: FlowId) -> Option<f64> {
+        let f = self.flows.get_mut(flow as usize)?.take()?;
+        let left = (f.remaining - f.rate * (now - f.updated)).max(0.0);
+        for l in f.links() {
+            let v = &mut self.on_link[*l as usize];
+            if let Some(i) = v.iter().position(|x| *x == flow) {
+                v.swap_remove(i);
+            }
+        }
+        self.free.push(flow);
+        self.active -= 1;
+        self.recompute(now, f.links());
+        Some(left)
+    }
+
+    /// Recomputes the rates of every flow connected to `seeds`.
+    fn recompute(&mut self, now: f64, seeds: &[LinkId]) {
+        self.stamp += 1;
+        let stamp = self.stamp;
+        let mut links: Vec<LinkId> = Vec::new();
+        let mut flows: Vec<FlowId> = Vec::new();
+        let mut stack: Vec<LinkId> = Vec::new();
+        for l in seeds {
+            if self.link_mark[*l as usize] != stamp {
+                self.link_mark[*l as usize] = stamp;
+                stack.push(*l);
+            }
+        }
+        while let Some(l) = stack.pop() {
+            links.push(l);
+            for f in &self.on_link[l as usize] {
+                if self.flow_mark[*f as usize] == stamp {
+                    continue;
+                }
+                self.flow_mark[*f as usize] = stamp;
+                flows.push(*f);
+                if let Some(fl) = &self.flows[*f as usize] {
+                    for l2 in fl.links() {
+                        if self.link_mark[*l2 as usize] != stamp {
+                            self.link_mark[*l2 as usize] = stamp;
+                            stack.push(*l2);
+                        }
+                    }
+                }
+            }
+        }
+        // Bring every affected flow up to `now` at its old rate.
+        for f in &flows {
+            if let Some(fl) = self.flows[*f as usize].as_mut() {
+                fl.remaining = (fl.remaining - fl.rate * (now - fl.updated)).max(0.0);
+                fl.updated = now;
+            }
+        }
+        // Progressive filling with a lazy min-heap of per-link fair shares.
+        let mut heap = BinaryHeap::with_capacity(links.len());
+        for l in &links {
+            let i = *l as usize;
+            self.rem[i] = self.cap[i];
+            self.cnt[i] = self.on_link[i].len() as u32;
+            self.gen[i] = 0;
+            if self.cnt[i] > 0 {
+                heap.push(Share(self.rem[i] / f64::from(self.cnt[i]), *l, 0));
+            }
+        }
+        let frozen = stamp.wrapping_add(1 << 63);
+        let mut new_rates: Vec<(FlowId, f64)> = Vec::with_capacity(flows.len());
+        while let Some(Share(share, l, g)) = heap.pop() {
+            let i = l as usize;
+            if g != self.gen[i] || self.cnt[i] == 0 {
+                continue;
+            }
+            for k in 0..self.on_link[i].len() {
+                let f = self.on_link[i][k];
+                if self.flow_mark[f as usize] == frozen {
+                    continue;
+                }
+                self.flow_mark[f as usize] = frozen;
+                new_rates.push((f, share));
+                if let Some(fl) = &self.flows[f as usize] {
+                    for l2 in fl.links() {
+                        let j = *l2 as usize;
+                        if j == i {
+                            continue;
+                        }
+                        self.rem[j] = (self.rem[j] - share).max(0.0);
+                        self.cnt[j] -= 1;
+                        self.gen[j] += 1;
+                        if self.cnt[j] > 0 {
+                            heap.push(Share(
+                                self.rem[j] / f64::from(self.cnt[j]),
+                                *l2,
+                                self.gen[j],
+                            ));
+                        }
+                    }
+                }
+            }
+            self.cnt[i] = 0;
+        }
+        for (f, rate) in new_rates {
+            let Some(fl) = self.flows[f as usize].as_mut() else {
+                continue;
+            };
+            let rate = rate.max(1e-9);
+            if (fl.rate - rate).abs() <= 1e-12 * rate {
+                continue;
+            }
+            fl.rate = rate;
+            fl.version = fl.version.wrapping_add(1);
+            self.versions[f as usize] = fl.version;
+            self.changed.push(Completion {
+                flow: f,
+                version: fl.version,
+                at: now + fl.remaining / rate,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rates(n: &Net, ids: &[FlowId]) -> Vec<f64> {
+        ids.iter().map(|f| n.rate(*f).unwrap()).collect()
+    }
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-9, "{a:?} != {b:?}");
+        }
+    }
+
+    #[test]
+    fn one_link_is_shared_equally() {
+        let mut n = Net::new(vec![12.0]);
+        let a = n.start(0.0, &[0], 100.0);
+        close(&rates(&n, &[a]), &[12.0]);
+        let b = n.start(0.0, &[0], 100.0);
+        let c = n.start(0.0, &[0], 100.0);
+        close(&rates(&n, &[a, b, c]), &[4.0, 4.0, 4.0]);
+        n.stop(1.0, c);
+        close(&rates(&n, &[a, b]), &[6.0, 6.0]);
+    }
+
+    #[test]
+    fn textbook_parking_lot() {
+        // Links 0 and 1 of capacity 10; flow a crosses both, b only link 0,
+        // c only link 1, d only link 1. Link 1 is the bottleneck with three
+        // flows (10/3 each); b takes what a leaves on link 0.
+        let mut n = Net::new(vec![10.0, 10.0]);
+        let a = n.start(0.0, &[0, 1], 1e9);
+        let b = n.start(0.0, &[0], 1e9);
+        let c = n.start(0.0, &[1], 1e9);
+        let d = n.start(0.0, &[1], 1e9);
+        let third = 10.0 / 3.0;
+        close(
+            &rates(&n, &[a, b, c, d]),
+            &[third, 10.0 - third, third, third],
+        );
+    }
+
+    #[test]
+    fn slow_uplink_frees_capacity_for_local_flows() {
+        // A 1 Gb/s cell LAN (125 kB/ms) behind a 25 Mb/s uplink (3.125 kB/ms).
+        // Two flows leave the cell through the uplink, one stays inside: the
+        // uplink splits evenly, and the local flow gets the rest of the LAN.
+        let mut n = Net::new(vec![125.0, 3.125]);
+        let x = n.start(0.0, &[0, 1], 1e9);
+        let y = n.start(0.0, &[0, 1], 1e9);
+        let z = n.start(0.0, &[0], 1e9);
+        close(&rates(&n, &[x, y, z]), &[1.5625, 1.5625, 125.0 - 3.125]);
+    }
+
+    #[test]
+    fn completions_follow_rate_changes_and_stale_versions_are_detected() {
+        let mut n = Net::new(vec![10.0]);
+        let a = n.start(0.0, &[0], 100.0);
+        let first = n.take_changed();
+        assert_eq!(first.len(), 1);
+        assert!((first[0].at - 10.0).abs() < 1e-9);
+        // At t=5, a has 50 bytes left; b halves its rate: ends at t=15.
+        let b = n.start(5.0, &[0], 10.0);
+        let ch = n.take_changed();
+        let ca = ch.iter().find(|c| c.flow == a).unwrap();
+        assert!((ca.at - 15.0).abs() < 1e-9, "{ca:?}");
+        assert!(!n.is_current(a, first[0].version));
+        assert!(n.is_current(a, ca.version));
+        let cb = ch.iter().find(|c| c.flow == b).unwrap();
+        assert!((cb.at - 7.0).abs() < 1e-9);
+        // b ends at 7; a has 40 left at full rate: ends at 11.
+        assert!(n.stop(7.0, b).unwrap() < 1e-9);
+        let ch = n.take_changed();
+        assert!((ch[0].at - 11.0).abs() < 1e-9);
+        assert_eq!(n.active(), 1);
+    }
+
+    #[test]
+    fn unconnected_flows_are_left_alone() {
+        let mut n = Net::new(vec![10.0, 10.0]);
+        let _a = n.start(0.0, &[0], 100.0);
+        n.take_changed();
+        let _b = n.start(1.0, &[1], 100.0);
+        // Only b's completion is (re)scheduled.
+        assert_eq!(n.take_changed().len(), 1);
+    }
+}
