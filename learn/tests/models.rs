@@ -167,7 +167,8 @@ proptest! {
                 m.learn_one(&r.x, r.y, r.weight);
             }
             let bytes = postcard::to_allocvec(&m).unwrap();
-            let from_postcard: Model = postcard::from_bytes(&bytes).unwrap();
+            let from_postcard: Model = postcard::from_bytes(&bytes)
+                .unwrap_or_else(|e| panic!("{}: from postcard: {e}", info.name));
             same_predictions(info.name, "postcard", &m, &from_postcard, &probes);
             let json = serde_json::to_string(&m)
                 .unwrap_or_else(|e| panic!("{}: to JSON: {e}", info.name));

@@ -71,15 +71,20 @@ fn api_validates_authorizes_and_documents_itself() {
     let (code, v) = n.post("/v1/predict", r#"{"x":[1.0]}"#, None);
     assert_eq!(code, 422, "{v}");
 
-    // Tasks: ledger listing, POST not implemented yet, unknown id 404.
+    // Tasks: ledger listing, a body that is no task is refused and
+    // changes nothing, unknown id 404.
     let (code, v) = n.get("/v1/tasks");
     assert_eq!(code, 200);
     assert!(v["tasks"].as_array().unwrap().is_empty());
     let (code, v) = n.post("/v1/tasks", "{}", Some("s3cret"));
-    assert_eq!(code, 501, "{v}");
-    assert_eq!(v["error"]["code"], "not_implemented");
+    assert_eq!(code, 422, "{v}");
+    assert_eq!(v["error"]["code"], "unprocessable");
+    let (_, v) = n.get("/v1/tasks");
+    assert!(v["tasks"].as_array().unwrap().is_empty());
     let (code, _) = n.get("/v1/tasks/00ff");
-    assert_eq!(code, 404);
+    assert_eq!(code, 400, "a malformed task id is a bad request");
+    let (code, _) = n.get(&format!("/v1/tasks/{}", "0".repeat(32)));
+    assert_eq!(code, 404, "an unknown task id is not found");
     let (code, v) = n.get("/v1/nope");
     assert_eq!(
         (code, v["error"]["code"].as_str()),

@@ -92,7 +92,17 @@ impl Scaler {
     #[inline]
     fn transform(&self, i: usize, xi: f64) -> f64 {
         match (self.mean.get(i), self.inv_std.get(i)) {
-            (Some(&m), Some(&s)) => (xi - m) * s,
+            // A feature with no spread carries no signal; and a value far
+            // outside the range seen (`MAX - (-1e300)` overflows) must not
+            // turn into NaN or infinity in the weights.
+            (Some(&m), Some(&s)) if s > 0.0 => {
+                let z = (xi - m) * s;
+                if z.is_nan() {
+                    0.0
+                } else {
+                    z.clamp(-CLIP, CLIP)
+                }
+            }
             _ => 0.0,
         }
     }
