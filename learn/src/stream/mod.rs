@@ -140,15 +140,127 @@ pub(crate) fn open_reader(path: &str) -> Result<Box<dyn BufRead + Send>, StreamE
         path: path.to_string(),
         source,
     })?;
-    let raw: Box<dyn Read + Send> = if path.to_ascii_lowercase().ends_with(".gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            1 << 16,
-            file,
-        )))
-    } else {
-        Box::new(file)
-    };
-    Ok(Box::new(BufReader::with_capacity(1 << 16, raw)))
+    if path.to_ascii_lowercase().ends_with(".gz") {
+        let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file));
+        return Ok(Box::new(InflateAhead::spawn(gz)));
+    }
+    Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
+}
+
+/// Size of the chunks [`InflateAhead`] hands over.
+const INFLATE_CHUNK: usize = 1 << 17;
+/// Chunks inflated ahead of the reader, at most (bounds the memory to
+/// `INFLATE_AHEAD * INFLATE_CHUNK` bytes).
+const INFLATE_AHEAD: usize = 4;
+
+/// Inflates a gzip stream on its own thread, a few chunks ahead of the
+/// reader, so that decompression overlaps parsing and learning. Reading a
+/// compressed file is otherwise mostly inflation. Dropping the reader stops
+/// the thread (its next send fails).
+struct InflateAhead {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl InflateAhead {
+    fn spawn<R: Read + Send + 'static>(mut inner: R) -> InflateAhead {
+        let (tx, rx) = std::sync::mpsc::sync_channel(INFLATE_AHEAD);
+        let spawned = std::thread::Builder::new()
+            .name("inflate".into())
+            .spawn(move || loop {
+                let mut buf = vec![0u8; INFLATE_CHUNK];
+                let mut filled = 0;
+                // Fill the whole chunk (or reach the end) before handing it
+                // over: small reads would cost a channel hop each.
+                let res = loop {
+                    match inner.read(&mut buf[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == buf.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                buf.truncate(filled);
+                let last = filled == 0 || res.is_err();
+                let msg = match res {
+                    Ok(()) => Ok(buf),
+                    Err(e) if filled > 0 => {
+                        // Hand over what was read; the error comes next.
+                        if tx.send(Ok(buf)).is_err() {
+                            return;
+                        }
+                        Err(e)
+                    }
+                    Err(e) => Err(e),
+                };
+                if tx.send(msg).is_err() || last {
+                    return;
+                }
+            });
+        let rx = match spawned {
+            Ok(_) => rx,
+            Err(e) => {
+                // No thread: report the failure on the first read.
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let _ = tx.send(Err(e));
+                rx
+            }
+        };
+        InflateAhead {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+}
+
+impl Read for InflateAhead {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for InflateAhead {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.pos >= self.chunk.len() && !self.done {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    if chunk.is_empty() {
+                        self.done = true;
+                    }
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                // The thread ended without an empty chunk: it already sent
+                // an error or the end.
+                Err(_) => self.done = true,
+            }
+        }
+        if self.pos >= self.chunk.len() {
+            return Ok(&[]);
+        }
+        Ok(&self.chunk[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.chunk.len());
+    }
 }
 
 /// Is this field a missing value (`""`, `?`, `NA`, `NaN`)?
@@ -199,6 +311,28 @@ impl<S: Stream> Stream for Take<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn inflate_ahead_hands_over_every_byte_in_order() {
+        use std::io::Write;
+        let data: Vec<u8> = (0..600_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&data).unwrap();
+        let gz = enc.finish().unwrap();
+        let mut r = InflateAhead::spawn(flate2::read::MultiGzDecoder::new(std::io::Cursor::new(
+            gz.clone(),
+        )));
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+        // A truncated file is an error, not a silent short read.
+        let cut = gz[..gz.len() / 2].to_vec();
+        let mut r =
+            InflateAhead::spawn(flate2::read::MultiGzDecoder::new(std::io::Cursor::new(cut)));
+        let mut out = Vec::new();
+        assert!(r.read_to_end(&mut out).is_err());
+    }
 
     #[test]
     fn sources_are_told_apart() {
