@@ -146,9 +146,12 @@ fn open_data(data: &DataArgs) -> Result<Box<dyn Stream + Send>> {
         target: data.target.clone(),
         nominal: data.nominal.clone(),
     };
-    stream::open_with(&data.data, &options)
+    let s = stream::open_with(&data.data, &options)
         .map_err(flat)
-        .with_context(|| format!("cannot open data `{}`", data.data))
+        .with_context(|| format!("cannot open data `{}`", data.data))?;
+    // Parse on a second thread while the model learns (docs/benchmarks.md,
+    // "What is timed").
+    Ok(Box::new(stream::ahead::ReadAhead::spawn(s).map_err(flat)?))
 }
 
 /// A stream error as one message: its text already names the I/O cause, so

@@ -17,6 +17,7 @@
 //! `.arff` or `.arff.gz`; anything else is parsed as a generator spec (see
 //! [`generators::GENERATORS`] for the list).
 
+pub mod ahead;
 pub mod arff;
 pub mod csv;
 pub mod generators;
