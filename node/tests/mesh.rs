@@ -277,3 +277,22 @@ fn allow_list_admits_only_listed_peers() {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+#[test]
+fn mdns_finds_peers_on_the_lan_without_bootstrap() {
+    // Two nodes with no bootstrap address at all: only mDNS on the host's
+    // LAN interface can bring them together.
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = Node::start_mdns(dirs[0].path(), &[]);
+    let b = Node::start_mdns(dirs[1].path(), &[]);
+    for (n, other) in [(&a, &b), (&b, &a)] {
+        wait_for("the other node found by mDNS", || {
+            let (_, v) = n.get("/v1/peers");
+            v["peers"]
+                .as_array()?
+                .iter()
+                .any(|p| p["id"] == other.peer_id.as_str() && p["connected"] == true)
+                .then_some(())
+        });
+    }
+}

@@ -33,6 +33,16 @@ pub fn free_port() -> u16 {
 impl Node {
     /// Starts a node on `dir` with `args` (after `run`); mDNS off.
     pub fn start(dir: &Path, args: &[&str]) -> Node {
+        Node::start_opts(dir, args, false)
+    }
+
+    /// Starts a node with mDNS on, listening on every interface (mDNS
+    /// announces the addresses of the LAN interfaces, not loopback).
+    pub fn start_mdns(dir: &Path, args: &[&str]) -> Node {
+        Node::start_opts(dir, args, true)
+    }
+
+    fn start_opts(dir: &Path, args: &[&str], mdns: bool) -> Node {
         let port = free_port();
         let api = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal-node"));
@@ -40,11 +50,15 @@ impl Node {
             .arg("--data-dir")
             .arg(dir)
             .arg("--api")
-            .arg(&api)
-            .arg("--no-mdns")
-            .arg("--listen")
-            .arg("/ip4/127.0.0.1/tcp/0")
-            .args(args)
+            .arg(&api);
+        if mdns {
+            cmd.arg("--listen").arg("/ip4/0.0.0.0/tcp/0");
+        } else {
+            cmd.arg("--no-mdns")
+                .arg("--listen")
+                .arg("/ip4/127.0.0.1/tcp/0");
+        }
+        cmd.args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
