@@ -271,6 +271,10 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1,
                     help="run each side N times and report the median time (the runs "
                          "are deterministic, so accuracy is the same every time)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the rows of the previous run (from the JSON file) that this "
+                         "run did not redo; each row records the command and date that "
+                         "produced it")
     ap.add_argument("--section", default="comparison",
                     help="write the table between <!-- river-SECTION:begin/end --> "
                          "(e.g. `--section ensembles --models arf,srp,lb`)")
@@ -313,9 +317,13 @@ def main() -> int:
             limit = min(limits) if limits else None
             labels = class_labels(path, limit)
             print(f"{name} / {m} (limit {limit}) ...", file=sys.stderr, flush=True)
-            sh = median_run([run_shoal(args.shoal, MODELS[m][0], path, limit)
-                             for _ in range(args.repeat)])
-            rv = median_run([run_river(m, path, limit, labels) for _ in range(args.repeat)])
+            # Alternate the sides run by run, so that a busy spell of the
+            # machine falls on both rather than on one side's runs.
+            sh_runs, rv_runs = [], []
+            for _ in range(args.repeat):
+                sh_runs.append(run_shoal(args.shoal, MODELS[m][0], path, limit))
+                rv_runs.append(run_river(m, path, limit, labels))
+            sh, rv = median_run(sh_runs), median_run(rv_runs)
             print(f"   river acc {rv['accuracy']:.4f} {rv['throughput']:.0f}/s | shoal "
                   f"{sh.get('accuracy', float('nan')):.4f} {sh.get('throughput') or 0:.0f}/s",
                   file=sys.stderr, flush=True)
@@ -340,12 +348,35 @@ def main() -> int:
             cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    for r in rows:
+        r["command"], r["date"], r["repeat"] = command.strip(), when, args.repeat
+    if args.merge and Path(args.out_json).exists():
+        old = json.loads(Path(args.out_json).read_text())
+        redone = {(r["stream"], r["model"]) for r in rows}
+        fresh = {(r["stream"], r["model"]): r for r in rows}
+        merged = []
+        for r in old.get("rows", []):
+            r.setdefault("command", old.get("command", "?"))
+            r.setdefault("date", old.get("date", "?"))
+            key = (r["stream"], r["model"])
+            merged.append(fresh.pop(key) if key in redone else r)
+        merged.extend(r for r in rows if (r["stream"], r["model"]) in fresh)
+        rows = merged
+        models = list(dict.fromkeys(r["model"] for r in rows))
+        runs = list(dict.fromkeys((r["command"], r["date"]) for r in rows))
+        command = "; ".join(c for c, _ in runs)
+        when = ", ".join(d for _, d in runs)
+        produced = "Rows produced by " + "; ".join(
+            f"`{c}` on {d}" for c, d in runs) + " (each row's command is in the JSON)"
+    else:
+        produced = f"Produced by `{command.strip()}` on {when}"
     caps = ", ".join(f"{k} at {v:,} rows" for k, v in STREAM_LIMITS.items())
     mcaps = ", ".join(f"{k} at {v:,} rows" for k, v in MODEL_LIMITS.items() if k in models)
     gens = "\n".join(f"- `{n}`: `shoal-bench export --data '{s}' --nominal-index`"
-                     for n, (s, k) in STREAMS.items() if k == "gen" and n in args.streams)
+                     for n, (s, k) in STREAMS.items()
+                     if k == "gen" and n in {r["stream"] for r in rows})
     body = (
-        f"Produced by `{command.strip()}` on {when} (River {river.__version__}, "
+        f"{produced} (River {river.__version__}, "
         f"Python {platform.python_version()}, {os.cpu_count()} cores, {cpu}).\n\n"
         f"Row caps (same on both sides): {caps}" + (f"; {mcaps}" if mcaps else "")
         + (f"; every stream at {args.limit:,} rows" if args.limit else "") + ".\n"
@@ -353,8 +384,10 @@ def main() -> int:
         f"Models: {', '.join(f'{m} = `{MODELS[m][0]}` vs `{MODELS[m][1]}`' for m in models)}"
         + (" (multiclass lr: `linear_model.SoftmaxRegression()`)" if "lr" in models else "")
         + ".\n\n"
-        + (f"Times are the median of {args.repeat} runs per side.\n\n" if args.repeat > 1
-           else "")
+        + (f"Times are the median of {args.repeat} runs per side, the sides alternating "
+           "run by run.\n\n" if args.repeat > 1 and not args.merge else "")
+        + ("Times are the median of each row's `--repeat` runs per side (JSON: `repeat`).\n\n"
+           if args.merge else "")
         + table(rows) + "\n"
     )
     write_markdown(Path(args.out_md), body, args.section)
