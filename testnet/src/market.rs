@@ -457,9 +457,8 @@ pub fn run_policy(args: &MarketArgs, bin: &Path, policy: &str, run: &str) -> Res
             let v = owner.get_json("/v1/mesh").ok()?;
             let ok = mesh.peers[1..].iter().all(|p| {
                 v["nodes"].as_array().is_some_and(|a| {
-                    a.iter().any(|e| {
-                        e["peer_id"] == p.as_str() && e["task_slots"].as_u64() >= Some(1)
-                    })
+                    a.iter()
+                        .any(|e| e["peer_id"] == p.as_str() && e["task_slots"].as_u64() >= Some(1))
                 })
             });
             ok.then_some(())
@@ -562,7 +561,10 @@ pub fn run_policy(args: &MarketArgs, bin: &Path, policy: &str, run: &str) -> Res
             if !churning {
                 bail!("timed out waiting for every task to finish");
             }
-            eprintln!("market: not every task finished within {} s", limit.as_secs());
+            eprintln!(
+                "market: not every task finished within {} s",
+                limit.as_secs()
+            );
             break;
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -639,12 +641,7 @@ pub fn run_policy(args: &MarketArgs, bin: &Path, policy: &str, run: &str) -> Res
         for id in &twice_ids {
             eprintln!("market: task {id} committed twice");
         }
-        let sum = |k: &str| -> u64 {
-            statuses
-                .iter()
-                .filter_map(|s| s["tasks"][k].as_u64())
-                .sum()
-        };
+        let sum = |k: &str| -> u64 { statuses.iter().filter_map(|s| s["tasks"][k].as_u64()).sum() };
         ChurnResult {
             killed: churn.killed.clone(),
             acknowledged: ids.len(),
