@@ -66,9 +66,11 @@ pub struct MarketArgs {
     /// Task slots per node.
     #[arg(long, default_value_t = 1)]
     pub slots: u16,
-    /// Samples per data blob (the holders' `--snapshot-every`).
+    /// Holders' `--snapshot-every`: samples between two data blobs (each
+    /// blob keeps at most the node's newest 1000 samples; the stream is 6
+    /// snapshots long).
     #[arg(long, default_value_t = 1000)]
-    pub blob_samples: u64,
+    pub snapshot_every: u64,
     /// Runs of every policy (fresh mesh each); medians are reported.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
@@ -187,7 +189,7 @@ fn start_mesh(args: &MarketArgs, bin: &Path, policy: &str, run: &str) -> Result<
             spec.source = Some(format!(
                 "hyperplane:n_features={},seed={i},n={}",
                 args.features,
-                args.blob_samples.max(1) * 6
+                args.snapshot_every.max(1) * 6
             ));
             spec.rate = Some(0.0);
         }
@@ -197,7 +199,7 @@ fn start_mesh(args: &MarketArgs, bin: &Path, policy: &str, run: &str) -> Result<
             "--task-slots".into(),
             args.slots.to_string(),
             "--snapshot-every".into(),
-            args.blob_samples.max(1).to_string(),
+            args.snapshot_every.max(1).to_string(),
         ];
         let mut p = NodeProcess::spawn(&spec)?;
         let st = p.wait_ready(Duration::from_secs(60), &|| false)?;
@@ -841,7 +843,7 @@ pub fn run(args: &MarketArgs, bin: &Path) -> Result<MarketReport> {
         medians,
     };
     let doc = json!({"nodes": args.nodes, "tasks": args.tasks, "gap_ms": args.gap_ms,
-        "features": args.features, "blob_samples": args.blob_samples, "slots": args.slots,
+        "features": args.features, "snapshot_every": args.snapshot_every, "slots": args.slots,
         "churn": args.churn, "down_s": args.down_s, "report": report});
     std::fs::write(
         args.out.join("market.json"),
