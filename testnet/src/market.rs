@@ -852,3 +852,36 @@ pub fn run(args: &MarketArgs, bin: &Path) -> Result<MarketReport> {
     .context("writing market.json")?;
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_runs_per_full_task_id_in_coloured_logs() {
+        let dir = std::env::temp_dir().join(format!("shoal-market-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let log = dir.join("node.log");
+        let id = "0123456789abcdef0123456789abcdef";
+        let line = format!(
+            "\u{1b}[2m2026-11-23T07:20:32Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m shoal_node::market::auction: market run started \u{1b}[3mid\u{1b}[0m\u{1b}[2m=\u{1b}[0m{id} \u{1b}[3mepoch\u{1b}[0m=e2 role=Bidder\n"
+        );
+        let other = "INFO task committed task=t01234567 id=ffffffffffffffffffffffffffffffff\n";
+        std::fs::write(&log, format!("{line}{other}{line}")).expect("write log");
+        let mut starts = HashMap::new();
+        count_log(&log, "market run started", &mut starts);
+        assert_eq!(starts.get(id), Some(&2));
+        assert_eq!(starts.len(), 1);
+        let mut commits = HashMap::new();
+        count_log(&log, "task committed", &mut commits);
+        assert_eq!(commits.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
+}
