@@ -128,8 +128,12 @@ fn run() -> Result<ExitCode> {
                 Some(b) => b.clone(),
                 None => default_node_bin()?,
             };
-            shoal_testnet::market::run(&m, &bin)?;
-            return Ok(ExitCode::SUCCESS);
+            let r = shoal_testnet::market::run(&m, &bin)?;
+            return Ok(if r.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
     };
 

@@ -973,7 +973,7 @@ impl MarketLoop {
                 Action::Commit {
                     task, epoch, by, ..
                 } => {
-                    info!(task = %task, %epoch, by = %peer_str(&by), "task committed");
+                    info!(task = %task, id = %task_hex(&task), %epoch, by = %peer_str(&by), "task committed");
                 }
                 Action::Fail { task, reason } => {
                     info!(task = %task, %reason, "task failed");
@@ -1028,6 +1028,9 @@ impl MarketLoop {
             budget: self.cfg.blob_budget_bytes,
             holders_rank: rank_holders(&self.est, &spec),
         };
+        // One line per execution started here (the testnet counts
+        // duplicate executions from these).
+        info!(id = %task_hex(&spec.id), %epoch, ?role, "market run started");
         let span = info_span!("task", task = %spec.id, %epoch);
         tokio::spawn(ctx.run(spec, epoch, role, abort).instrument(span));
     }
