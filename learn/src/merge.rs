@@ -92,10 +92,9 @@ impl Strategy {
 pub fn strategy(model: &Model) -> Strategy {
     match model {
         Model::NaiveBayes(_) => Strategy::Exact,
-        Model::Logistic(_)
-        | Model::Perceptron(_)
-        | Model::PassiveAggressive(_)
-        | Model::Mlp(_) => Strategy::Average,
+        Model::Logistic(_) | Model::Perceptron(_) | Model::PassiveAggressive(_) | Model::Mlp(_) => {
+            Strategy::Average
+        }
         _ => Strategy::Committee,
     }
 }
@@ -396,7 +395,12 @@ fn remap_mlp(m: &mut Mlp, map: &[usize]) -> Result<(), MergeError> {
             p.n_classes
         )));
     }
-    let c = map.iter().copied().max().map_or(0, |x| x + 1).max(p.n_classes);
+    let c = map
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |x| x + 1)
+        .max(p.n_classes);
     if c > crate::models::naive_bayes::MAX_CLASSES {
         return Err(MergeError::ClassMap("too many classes".into()));
     }
@@ -489,9 +493,18 @@ fn average_mlp(
 /// `theirs` (same class numbering), in pooled standard deviations, over
 /// the classes and numeric features both hold at least `min_weight`
 /// samples of; with the class it occurs in. `None` when no class qualifies.
-pub fn class_shift(ours: &GaussianNB, theirs: &GaussianNB, min_weight: f64) -> Option<(usize, f64)> {
+pub fn class_shift(
+    ours: &GaussianNB,
+    theirs: &GaussianNB,
+    min_weight: f64,
+) -> Option<(usize, f64)> {
     let mut worst: Option<(usize, f64)> = None;
-    for (c, (a, b)) in ours.class_stats().iter().zip(theirs.class_stats()).enumerate() {
+    for (c, (a, b)) in ours
+        .class_stats()
+        .iter()
+        .zip(theirs.class_stats())
+        .enumerate()
+    {
         if a.weight < min_weight || b.weight < min_weight {
             continue;
         }

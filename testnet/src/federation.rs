@@ -768,7 +768,8 @@ fn process_arm(
     let mut specs = Vec::new();
     for (i, file) in files.iter().enumerate() {
         let d = dir.join(format!("node{i}"));
-        let mut spec = NodeSpec::loopback(&format!("node{i}"), bin, &d, ports.pick()?, ports.pick()?);
+        let mut spec =
+            NodeSpec::loopback(&format!("node{i}"), bin, &d, ports.pick()?, ports.pick()?);
         spec.model = Some(args.model.clone());
         spec.source = Some(file.to_string_lossy().into_owned());
         spec.rate = Some(args.rate);
@@ -824,7 +825,10 @@ fn process_arm(
             break;
         }
         if Instant::now() >= deadline {
-            bail!("nodes did not read their slices in time; see the logs under {}", dir.display());
+            bail!(
+                "nodes did not read their slices in time; see the logs under {}",
+                dir.display()
+            );
         }
         std::thread::sleep(Duration::from_secs(1));
     }
