@@ -57,6 +57,7 @@ use serde::{Deserialize, Serialize};
 use crate::classifier::{argmax, normalize, Classifier};
 use crate::model::Model;
 use crate::models::linear::{LinearModel, LinearParams};
+use crate::models::mlp::{Mlp, MlpParams};
 use crate::models::naive_bayes::GaussianNB;
 use crate::schema::Sample;
 
@@ -91,10 +92,9 @@ impl Strategy {
 pub fn strategy(model: &Model) -> Strategy {
     match model {
         Model::NaiveBayes(_) => Strategy::Exact,
-        Model::Logistic(_) | Model::Perceptron(_) | Model::PassiveAggressive(_) => {
+        Model::Logistic(_) | Model::Perceptron(_) | Model::PassiveAggressive(_) | Model::Mlp(_) => {
             Strategy::Average
         }
-        #[allow(unreachable_patterns)]
         _ => Strategy::Committee,
     }
 }
@@ -196,6 +196,15 @@ pub struct MergeConfig {
     pub max_accuracy_drop: f64,
     /// Validation window size below which the accuracy check is skipped.
     pub min_validation: usize,
+    /// Exact (naive Bayes): largest shift, in pooled standard deviations,
+    /// of any feature's class-conditional mean between an update and the
+    /// local statistics of the same class, when both hold at least
+    /// `min_class_weight` samples of it. An honest peer drawing from the
+    /// same distribution stays far below; statistics of another class
+    /// sent under this label (label flipping) do not.
+    pub max_class_shift: f64,
+    /// Samples of a class both sides need before the shift is checked.
+    pub min_class_weight: f64,
     /// EWMA weight of one sample in a committee member's accuracy.
     pub score_alpha: f64,
     /// Sharpness of committee weights: `exp(sharpness · (acc - best))`.
@@ -213,6 +222,8 @@ impl Default for MergeConfig {
             weight_floor: 1000.0,
             max_accuracy_drop: 0.05,
             min_validation: 50,
+            max_class_shift: 0.75,
+            min_class_weight: 200.0,
             score_alpha: 0.01,
             sharpness: 30.0,
         }
@@ -263,6 +274,8 @@ pub enum MergeError {
     WorseOnLocal { drop: f64, max: f64, n: usize },
     #[error("class map: {0}")]
     ClassMap(String),
+    #[error("update's statistics of class {class} contradict the local samples of that class (shift {shift:.2} sd, at most {max})")]
+    ClassConflict { class: usize, shift: f64, max: f64 },
 }
 
 /// What [`Federated::accept`] did.
@@ -358,6 +371,7 @@ fn remap(model: &mut Model, map: &[usize]) -> Result<(), MergeError> {
     let kind = model.kind();
     match model {
         Model::NaiveBayes(n) => n.remap_classes(map).map_err(MergeError::ClassMap),
+        Model::Mlp(m) => remap_mlp(m, map),
         other => match linear_mut(other) {
             Some(l) => l.remap_classes(map).map_err(MergeError::ClassMap),
             None => Err(MergeError::ClassMap(format!(
@@ -365,6 +379,155 @@ fn remap(model: &mut Model, map: &[usize]) -> Result<(), MergeError> {
             ))),
         },
     }
+}
+
+/// Renumber an MLP's output units: peer class `i` becomes local class
+/// `map[i]`; local classes the peer never had get zero weights.
+fn remap_mlp(m: &mut Mlp, map: &[usize]) -> Result<(), MergeError> {
+    let p = m.params();
+    if p.n_features == 0 {
+        return Ok(());
+    }
+    if map.len() != p.n_classes {
+        return Err(MergeError::ClassMap(format!(
+            "map of {} classes for an mlp of {}",
+            map.len(),
+            p.n_classes
+        )));
+    }
+    let c = map
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |x| x + 1)
+        .max(p.n_classes);
+    if c > crate::models::naive_bayes::MAX_CLASSES {
+        return Err(MergeError::ClassMap("too many classes".into()));
+    }
+    let sizes = p.sizes();
+    let n_in = sizes[sizes.len() - 2];
+    let body = p.flat.len() - (p.n_classes * n_in + p.n_classes);
+    let (w_old, b_old) = p.flat[body..].split_at(p.n_classes * n_in);
+    let mut w = vec![0.0f32; c * n_in];
+    let mut b = vec![0.0f32; c];
+    for (i, &to) in map.iter().enumerate() {
+        w[to * n_in..(to + 1) * n_in].copy_from_slice(&w_old[i * n_in..(i + 1) * n_in]);
+        b[to] = b_old[i];
+    }
+    let mut q = p.clone();
+    q.flat.truncate(body);
+    q.flat.extend_from_slice(&w);
+    q.flat.extend_from_slice(&b);
+    q.n_classes = c;
+    let mut fresh = m.clone();
+    fresh.reshape(c, p.n_features);
+    fresh.set_params(&q).map_err(MergeError::ClassMap)?;
+    *m = fresh;
+    Ok(())
+}
+
+fn mlp_params(m: &Model) -> Option<MlpParams> {
+    match m {
+        Model::Mlp(m) => Some(m.params()),
+        _ => None,
+    }
+}
+
+fn mlp_norm(p: &MlpParams) -> f64 {
+    p.flat
+        .iter()
+        .map(|v| f64::from(*v) * f64::from(*v))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Sample-weighted (or robust) aggregate of MLP parameters, all brought to
+/// the largest shape first (`target`'s hidden layers). Models that learnt
+/// nothing yet take no part.
+fn average_mlp(
+    target: &mut Mlp,
+    sets: &[(MlpParams, f64)],
+    agg: Aggregator,
+) -> Result<(), MergeError> {
+    let sets: Vec<&(MlpParams, f64)> = sets.iter().filter(|(p, _)| p.n_features > 0).collect();
+    let Some(c) = sets.iter().map(|(p, _)| p.n_classes).max() else {
+        return Ok(());
+    };
+    let f = sets.iter().map(|(p, _)| p.n_features).max().unwrap_or(0);
+    let mut aligned = Vec::with_capacity(sets.len());
+    for (p, w) in sets {
+        let mut m = target.clone();
+        m.reshape(p.n_classes, p.n_features);
+        m.set_params(p).map_err(MergeError::Malformed)?;
+        m.reshape(c, f);
+        aligned.push((m.params(), *w));
+    }
+    let first = &aligned[0].0;
+    if aligned
+        .iter()
+        .any(|(p, _)| p.flat.len() != first.flat.len() || p.hidden != first.hidden)
+    {
+        return Err(MergeError::Malformed("mlp shapes do not line up".into()));
+    }
+    let ws: Vec<f64> = aligned.iter().map(|(_, w)| w.max(1e-12)).collect();
+    let mut out = first.clone();
+    let mut vals = Vec::with_capacity(aligned.len());
+    for (k, v) in out.flat.iter_mut().enumerate() {
+        vals.clear();
+        vals.extend(aligned.iter().map(|(p, _)| f64::from(p.flat[k])));
+        *v = agg.combine(&vals, &ws) as f32;
+    }
+    for k in 0..out.mean.len() {
+        vals.clear();
+        vals.extend(aligned.iter().map(|(p, _)| p.mean[k]));
+        out.mean[k] = Aggregator::Mean.combine(&vals, &ws);
+        vals.clear();
+        vals.extend(aligned.iter().map(|(p, _)| p.var[k]));
+        out.var[k] = Aggregator::Mean.combine(&vals, &ws).max(0.0);
+    }
+    target.reshape(c, f);
+    target.set_params(&out).map_err(MergeError::Malformed)
+}
+
+/// The largest shift of a class-conditional mean between `ours` and
+/// `theirs` (same class numbering), in pooled standard deviations, over
+/// the classes and numeric features both hold at least `min_weight`
+/// samples of; with the class it occurs in. `None` when no class qualifies.
+pub fn class_shift(
+    ours: &GaussianNB,
+    theirs: &GaussianNB,
+    min_weight: f64,
+) -> Option<(usize, f64)> {
+    let mut worst: Option<(usize, f64)> = None;
+    for (c, (a, b)) in ours
+        .class_stats()
+        .iter()
+        .zip(theirs.class_stats())
+        .enumerate()
+    {
+        if a.weight < min_weight || b.weight < min_weight {
+            continue;
+        }
+        let (ga, gb) = (&a.gaussians, &b.gaussians);
+        for i in 0..ga.len().min(gb.len()) {
+            if ga.weight[i] < min_weight || gb.weight[i] < min_weight {
+                continue;
+            }
+            let d = (ga.mean[i] - gb.mean[i]).abs();
+            let pooled = 0.5 * (ga.variance(i) + gb.variance(i));
+            let shift = if pooled > 1e-12 {
+                d / pooled.sqrt()
+            } else if d > 1e-9 {
+                f64::INFINITY
+            } else {
+                0.0
+            };
+            if worst.is_none_or(|(_, w)| shift > w) {
+                worst = Some((c, shift));
+            }
+        }
+    }
+    worst
 }
 
 /// Accuracy of `predict` on `window`, choosing only among the classes the
@@ -572,6 +735,26 @@ impl Federated {
             remap(&mut model, &update.class_map)?;
         }
         match self.strategy {
+            Strategy::Average if matches!(model, Model::Mlp(_)) => {
+                let p = mlp_params(&model)
+                    .ok_or_else(|| MergeError::Malformed("no parameters".into()))?;
+                if !p.is_valid() {
+                    return Err(MergeError::Malformed("shape or non-finite".into()));
+                }
+                let ours = mlp_params(&self.local).map_or(0.0, |p| mlp_norm(&p));
+                let ratio = mlp_norm(&p) / ours.max(self.cfg.norm_floor);
+                if !(ratio.is_finite() && ratio <= self.cfg.max_norm_ratio) {
+                    return Err(MergeError::NormTooLarge {
+                        ratio,
+                        max: self.cfg.max_norm_ratio,
+                    });
+                }
+                if window.len() >= self.cfg.min_validation {
+                    let mut cand = self.local.clone();
+                    self.average_into(&mut cand, &[(&model, update.samples)])?;
+                    self.check_drop(window, &self.local, &cand)?;
+                }
+            }
             Strategy::Average => {
                 let p = linear_params(&model)
                     .ok_or_else(|| MergeError::Malformed("no parameters".into()))?;
@@ -613,6 +796,19 @@ impl Federated {
                         ratio,
                         max: self.cfg.max_norm_ratio,
                     });
+                }
+                if let Some(ours) = nb(&self.local) {
+                    if let Some((class, shift)) =
+                        class_shift(ours, theirs, self.cfg.min_class_weight)
+                    {
+                        if shift > self.cfg.max_class_shift {
+                            return Err(MergeError::ClassConflict {
+                                class,
+                                shift,
+                                max: self.cfg.max_class_shift,
+                            });
+                        }
+                    }
                 }
                 if window.len() >= self.cfg.min_validation {
                     let cand = self.view_with(update.origin, Some(&model));
@@ -714,6 +910,15 @@ impl Federated {
     /// Replace `target`'s parameters by the aggregate of `target` (weighted
     /// by the local sample count) and `others`.
     fn average_into(&self, target: &mut Model, others: &[(&Model, u64)]) -> Result<(), MergeError> {
+        if let Model::Mlp(t) = target {
+            let mut sets = vec![(t.params(), self.local_samples.max(1) as f64)];
+            for (m, s) in others {
+                if let Some(p) = mlp_params(m) {
+                    sets.push((p, (*s).max(1) as f64));
+                }
+            }
+            return average_mlp(t, &sets, self.cfg.aggregator);
+        }
         let mut sets = Vec::with_capacity(others.len() + 1);
         let mine = linear_params(target).ok_or_else(|| MergeError::Malformed("local".into()))?;
         sets.push((mine, self.local_samples.max(1) as f64));

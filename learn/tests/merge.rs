@@ -349,3 +349,50 @@ fn scale_numbers_inner(v: serde_json::Value, k: f64) -> serde_json::Value {
         other => other,
     }
 }
+
+#[test]
+fn mlp_merges_by_averaging_and_copies_average_to_themselves() {
+    let a = trained("mlp", &stream(1, 300));
+    assert_eq!(
+        shoal_learn::merge::strategy(&a),
+        shoal_learn::merge::Strategy::Average
+    );
+    let mut fed = Federated::new(a.clone(), MergeConfig::default());
+    for o in 0..3 {
+        fed.accept(Update::new(Origin(o), 1, 300, a.clone()), &[])
+            .unwrap();
+    }
+    assert_eq!(fed.round(), 3);
+    let (Model::Mlp(x), Model::Mlp(y)) = (fed.local(), &a) else {
+        panic!("not an mlp");
+    };
+    let (px, py) = (x.params(), y.params());
+    assert_eq!(px.flat.len(), py.flat.len());
+    for (u, v) in px.flat.iter().zip(&py.flat) {
+        assert!((u - v).abs() < 1e-5, "{u} vs {v}");
+    }
+}
+
+#[test]
+fn flipped_class_statistics_are_refused_where_the_class_is_seen() {
+    let data = stream(3, 3000);
+    let local = trained("nb", &data);
+    let honest = trained("nb", &stream(4, 3000));
+    let flipped: Vec<Sample> = stream(5, 3000)
+        .into_iter()
+        .map(|s| Sample {
+            x: s.x,
+            y: (s.y + 1) % 3,
+        })
+        .collect();
+    let liar = trained("nb", &flipped);
+    let mut fed = Federated::new(local, MergeConfig::default());
+    let window = &data[data.len() - 500..];
+    assert!(fed
+        .accept(Update::new(Origin(1), 1, 3000, honest), window)
+        .is_ok());
+    assert!(matches!(
+        fed.accept(Update::new(Origin(2), 1, 3000, liar), window),
+        Err(MergeError::ClassConflict { .. })
+    ));
+}

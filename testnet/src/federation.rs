@@ -29,6 +29,7 @@ use shoal_learn::rng::Rng;
 use shoal_learn::schema::Sample;
 use shoal_learn::{build_str, Classifier, Model, Schema};
 
+use crate::status::Status;
 use crate::svg;
 
 /// How the stream is cut between nodes.
@@ -96,6 +97,21 @@ pub struct FederationArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run the isolated and mesh arms as real `shoal-node` processes on
+    /// loopback (libp2p gossip + request-response) instead of in-process.
+    #[arg(long)]
+    pub processes: bool,
+    /// `--processes`: the `shoal-node` executable (default: next to this
+    /// binary).
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+    /// `--processes`: samples per second each node reads.
+    #[arg(long, default_value_t = 400.0)]
+    pub rate: f64,
+    /// `--processes`: seconds to let merges settle after every node has
+    /// read its slice.
+    #[arg(long, default_value_t = 20)]
+    pub settle: u64,
 }
 
 /// Results of one arm.
@@ -327,6 +343,11 @@ fn publish(model: &Model, attack: Option<Attack>) -> Vec<u8> {
             Model::Logistic(l) => scale(l, 1000.0),
             Model::Perceptron(l) => scale(l, 1000.0),
             Model::PassiveAggressive(l) => scale(l, 1000.0),
+            Model::Mlp(mlp) => {
+                let mut p = mlp.params();
+                p.flat.iter_mut().for_each(|w| *w *= 1000.0);
+                let _ = mlp.set_params(&p);
+            }
             _ => {}
         }
     }
@@ -589,4 +610,289 @@ pub fn print_human(r: &FederationResult) {
         );
     }
     eprint!("{s}");
+}
+
+/// One arm of the multi-process run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessArm {
+    /// Mean over honest nodes of the accuracy on the held-out set, asked
+    /// of each node over `POST /v1/predict` after its stream ended.
+    pub holdout_accuracy: f64,
+    /// Mean over honest nodes of the prequential accuracy the node reports.
+    pub prequential_accuracy: f64,
+    pub node_holdout: Vec<f64>,
+    pub node_prequential: Vec<f64>,
+    /// Merges each node reports in `/v1/status`.
+    pub node_merges: Vec<u64>,
+    /// Snapshots each node refused (from `/v1/peers`' federation stats).
+    pub node_rejected: Vec<u64>,
+    /// Connected peers at the end.
+    pub node_peers: Vec<u64>,
+    /// Wall-clock seconds of the arm.
+    pub seconds: f64,
+}
+
+/// `shoal-testnet federation --processes`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessResult {
+    pub split: Split,
+    pub model: String,
+    pub data: String,
+    pub nodes: usize,
+    pub samples_per_node: usize,
+    pub holdout_size: usize,
+    pub byzantine: usize,
+    pub attack: Option<Attack>,
+    pub rate: f64,
+    pub mode: &'static str,
+    pub arms: std::collections::BTreeMap<&'static str, ProcessArm>,
+}
+
+/// Run the isolated (`--no-federation`) and mesh arms as real `shoal-node`
+/// processes on loopback. Each node reads its slice (written as CSV) at
+/// `--rate`; once all have read it and `--settle` seconds passed, the
+/// held-out set is predicted by every node over its HTTP API.
+pub fn run_processes(args: &FederationArgs) -> Result<ProcessResult> {
+    if args.nodes < 2 || args.nodes > 32 {
+        bail!("--processes: --nodes must be 2 to 32");
+    }
+    if args.byzantine >= args.nodes {
+        bail!("--byzantine must leave at least one honest node");
+    }
+    let (schema, data) = load(&args.data, args.samples)?;
+    if schema.features.iter().any(|f| f.is_nominal()) {
+        bail!("--processes writes numeric CSV slices; this stream has nominal features");
+    }
+    let n_classes = schema.n_classes().max(1);
+    let (slices, holdout) = cut(&data, args.nodes, args.split, n_classes);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out/federation-processes"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let mut files = Vec::new();
+    for (i, sl) in slices.iter().enumerate() {
+        let path = out.join(format!("slice{i}.csv"));
+        write_csv(&path, &schema, sl)?;
+        files.push(path);
+    }
+    let bin = match &args.node_bin {
+        Some(b) => b.clone(),
+        None => crate::node::default_node_bin()?,
+    };
+    let honest: Vec<bool> = (0..args.nodes).map(|i| i >= args.byzantine).collect();
+    let mut arms = std::collections::BTreeMap::new();
+    for (name, federate) in [("isolated", false), ("mesh", true)] {
+        let arm = process_arm(
+            args,
+            &bin,
+            &out.join(name),
+            &files,
+            &slices,
+            &holdout,
+            &schema,
+            &honest,
+            federate,
+        )
+        .with_context(|| format!("arm {name}"))?;
+        eprintln!(
+            "  {name:<9} holdout {:6.2}%  prequential {:6.2}%  merges {:?}",
+            arm.holdout_accuracy * 100.0,
+            arm.prequential_accuracy * 100.0,
+            arm.node_merges
+        );
+        arms.insert(name, arm);
+    }
+    let res = ProcessResult {
+        split: args.split,
+        model: args.model.clone(),
+        data: args.data.clone(),
+        nodes: args.nodes,
+        samples_per_node: slices.iter().map(Vec::len).sum::<usize>() / slices.len(),
+        holdout_size: holdout.len(),
+        byzantine: args.byzantine,
+        attack: (args.byzantine > 0).then_some(args.attack),
+        rate: args.rate,
+        mode: "shoal-node processes on loopback (libp2p)",
+        arms,
+    };
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&res)?,
+    )?;
+    Ok(res)
+}
+
+fn write_csv(path: &Path, schema: &Schema, samples: &[Sample]) -> Result<()> {
+    use std::io::Write as _;
+    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    let mut head: Vec<&str> = schema.features.iter().map(|f| f.name.as_str()).collect();
+    head.push(&schema.target);
+    writeln!(w, "{}", head.join(","))?;
+    let mut line = String::new();
+    for s in samples {
+        line.clear();
+        for v in &s.x {
+            let _ = write!(line, "{v},");
+        }
+        let Some(label) = schema.classes.get(s.y) else {
+            continue;
+        };
+        line.push_str(label);
+        writeln!(w, "{line}")?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn process_arm(
+    args: &FederationArgs,
+    bin: &Path,
+    dir: &Path,
+    files: &[PathBuf],
+    slices: &[Vec<Sample>],
+    holdout: &[Sample],
+    schema: &Schema,
+    honest: &[bool],
+    federate: bool,
+) -> Result<ProcessArm> {
+    use crate::node::{NodeProcess, NodeSpec};
+    use std::time::{Duration, Instant};
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    let started = Instant::now();
+    let mut ports = crate::util::PortPicker::default();
+    let mut specs = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let d = dir.join(format!("node{i}"));
+        let mut spec =
+            NodeSpec::loopback(&format!("node{i}"), bin, &d, ports.pick()?, ports.pick()?);
+        spec.model = Some(args.model.clone());
+        spec.source = Some(file.to_string_lossy().into_owned());
+        spec.rate = Some(args.rate);
+        spec.extra_args = vec![
+            "--snapshot-every".into(),
+            args.round.to_string(),
+            "--snapshot-secs".into(),
+            "1".into(),
+        ];
+        if !federate {
+            spec.extra_args.push("--no-federation".into());
+        } else if !honest[i] {
+            let attack = match args.attack {
+                Attack::FlipLabels => "flip_labels",
+                Attack::Scale => "scale",
+                Attack::Nan => "nan",
+            };
+            spec.extra_args.push("--byzantine".into());
+            spec.extra_args.push(attack.into());
+        }
+        specs.push(spec);
+    }
+    // Node 0 first; the others bootstrap to it.
+    let never = || false;
+    let mut procs: Vec<NodeProcess> = Vec::new();
+    let mut first = NodeProcess::spawn(&specs[0])?;
+    let st = first.wait_ready(Duration::from_secs(60), &never)?;
+    let boot = specs[0].dial_addr(&st.peer_id);
+    procs.push(first);
+    for spec in specs.iter_mut().skip(1) {
+        spec.bootstrap = vec![boot.clone()];
+        let mut p = NodeProcess::spawn(spec)?;
+        p.wait_ready(Duration::from_secs(60), &never)?;
+        procs.push(p);
+    }
+    // Wait until every node has read its slice.
+    let longest = slices.iter().map(Vec::len).max().unwrap_or(0) as f64;
+    let deadline = Instant::now() + Duration::from_secs_f64(120.0 + 4.0 * longest / args.rate);
+    loop {
+        let mut done = true;
+        for (p, sl) in procs.iter().zip(slices) {
+            let seen = p
+                .api()
+                .get_json("/v1/status")
+                .ok()
+                .and_then(|v| Status::from_json(&v).ok())
+                .map_or(0, |s| s.samples_seen);
+            if seen < sl.len() as u64 {
+                done = false;
+            }
+        }
+        if done {
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "nodes did not read their slices in time; see the logs under {}",
+                dir.display()
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    if federate {
+        std::thread::sleep(Duration::from_secs(args.settle));
+    }
+    let mut arm = ProcessArm {
+        holdout_accuracy: 0.0,
+        prequential_accuracy: 0.0,
+        node_holdout: Vec::new(),
+        node_prequential: Vec::new(),
+        node_merges: Vec::new(),
+        node_rejected: Vec::new(),
+        node_peers: Vec::new(),
+        seconds: 0.0,
+    };
+    for p in &procs {
+        let client = p.api().clone().with_timeout(Duration::from_secs(60));
+        let st = Status::from_json(&client.get_json("/v1/status")?)?;
+        arm.node_prequential.push(st.accuracy.unwrap_or(0.0));
+        arm.node_merges.push(st.merges);
+        arm.node_peers.push(st.peers);
+        let rejected = client
+            .get_json("/v1/peers")
+            .ok()
+            .map(|v| count_rejected(&v))
+            .unwrap_or(0);
+        arm.node_rejected.push(rejected);
+        let mut hits = 0usize;
+        for chunk in holdout.chunks(2000) {
+            let xs: Vec<&Vec<f64>> = chunk.iter().map(|s| &s.x).collect();
+            let resp = client.post_json("/v1/predict", &serde_json::json!({ "samples": xs }))?;
+            if !resp.is_success() {
+                bail!("POST /v1/predict: HTTP {}: {}", resp.status, resp.text());
+            }
+            let v = resp.json()?;
+            let preds = v
+                .get("predictions")
+                .and_then(serde_json::Value::as_array)
+                .context("predict answer has no predictions")?;
+            for (s, p) in chunk.iter().zip(preds) {
+                let label = p.get("label").and_then(serde_json::Value::as_str);
+                if label.is_some() && label == schema.classes.get(s.y).map(String::as_str) {
+                    hits += 1;
+                }
+            }
+        }
+        arm.node_holdout
+            .push(hits as f64 / holdout.len().max(1) as f64);
+    }
+    for p in &mut procs {
+        p.stop(Duration::from_secs(5));
+    }
+    let pick = |v: &[f64]| mean(v.iter().zip(honest).filter(|(_, h)| **h).map(|(a, _)| *a));
+    arm.holdout_accuracy = pick(&arm.node_holdout);
+    arm.prequential_accuracy = pick(&arm.node_prequential);
+    arm.seconds = started.elapsed().as_secs_f64();
+    Ok(arm)
+}
+
+/// Refused snapshots, from a `/v1/peers` answer's federation counters.
+fn count_rejected(v: &serde_json::Value) -> u64 {
+    v.get("federation")
+        .and_then(|f| f.get("rejected"))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
 }

@@ -108,6 +108,16 @@ fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     let args = match cli.command {
         Command::Up(args) => args,
+        Command::Federation(f) if f.processes => {
+            let r = shoal_testnet::federation::run_processes(&f)?;
+            if f.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&r).context("encoding the result")?
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Federation(f) => {
             let r = shoal_testnet::federation::run(&f)?;
             shoal_testnet::federation::print_human(&r);
