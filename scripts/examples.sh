@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 
 cargo build -q -p shoal-node --bin shoal-node
 cargo build -q -p shoal-testnet --examples
-EX=target/debug/examples
-NODE=target/debug/shoal-node
+EX=${CARGO_TARGET_DIR:-target}/debug/examples
+NODE=${CARGO_TARGET_DIR:-target}/debug/shoal-node
 
 echo "== example learn_csv"
 "$EX/learn_csv" "sea:variant=0,noise=0.1,seed=7,n=5000" nb

@@ -15,8 +15,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-NODE=${1:-target/release/shoal-node}
-TESTNET=target/release/shoal-testnet
+OUT=${CARGO_TARGET_DIR:-target}/release
+NODE=${1:-$OUT/shoal-node}
+TESTNET=$OUT/shoal-testnet
 IDLE_S=${IDLE_S:-60}
 LOAD_S=${LOAD_S:-60}
 TICK=$(getconf CLK_TCK)
