@@ -10,9 +10,9 @@
 //! auctions it to its peers (or runs it itself when alone), and the program
 //! polls `GET /v1/tasks/{id}` until the task is committed or failed.
 //!
-//! A node built without the task market answers `POST /v1/tasks` with
+//! A node whose market is switched off answers `POST /v1/tasks` with
 //! `501 not_implemented`; the example then says so and exits with status 2
-//! instead of pretending.
+//! (`scripts/examples.sh` counts that as a failure).
 
 use std::time::{Duration, Instant};
 
@@ -48,8 +48,8 @@ fn main() -> Result<()> {
         200..=299 => {}
         501 => {
             eprintln!(
-                "the node answered 501 Not Implemented: its task market is not built yet, \
-                 so no task can be submitted. This example will work once it lands."
+                "the node answered 501 Not Implemented: its task market is not running, \
+                 so no task can be submitted."
             );
             std::process::exit(2);
         }

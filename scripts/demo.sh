@@ -11,4 +11,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p shoal-node -p shoal-testnet
-exec ./target/release/shoal-testnet up "$@"
+# Honour CARGO_TARGET_DIR: cargo put the binaries there.
+exec "${CARGO_TARGET_DIR:-target}/release/shoal-testnet" up "$@"

@@ -44,6 +44,8 @@ pub struct Options {
     pub seed: u64,
     /// Seconds between two kills in `churn`.
     pub churn_every_s: f64,
+    /// `report.json` of a run without attackers, for `byzantine`.
+    pub baseline: Option<PathBuf>,
     #[serde(skip)]
     pub live: LiveMode,
 }

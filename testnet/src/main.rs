@@ -80,6 +80,10 @@ struct UpArgs {
     /// Seconds between two kills in the churn scenario.
     #[arg(long, default_value = "20s", value_parser = parse_secs)]
     churn_every: f64,
+    /// The byzantine scenario: `report.json` of a run without attackers
+    /// (same --nodes, --seed, --duration and --model) to compare with.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// Live view on stderr.
     #[arg(long, value_enum, default_value = "auto")]
     live: LiveMode,
@@ -169,6 +173,7 @@ fn run() -> Result<ExitCode> {
         rate: args.rate,
         seed: args.seed,
         churn_every_s: args.churn_every,
+        baseline: args.baseline,
         live: if args.json && args.live == LiveMode::Auto {
             // Machine-readable runs keep stderr to plain lines.
             LiveMode::Lines

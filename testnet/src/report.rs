@@ -462,6 +462,15 @@ pub fn print_human(r: &Report) {
             n.merges
         );
     }
+    let with_peers = s.per_node.iter().filter(|n| n.peers > 0).count();
+    let min_peers = s.per_node.iter().map(|n| n.peers).min().unwrap_or(0);
+    let samples: u64 = s.per_node.iter().map(|n| n.samples_seen).sum();
+    let merges: u64 = s.per_node.iter().map(|n| n.merges).sum();
+    println!(
+        "  mesh: {with_peers} of {} nodes found peers (each at least {min_peers}) · {} samples learned · {merges} model merges",
+        s.nodes,
+        crate::live::thousands(samples),
+    );
     for c in &r.outcome.checks {
         println!(
             "  {} {} ({})",

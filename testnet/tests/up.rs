@@ -150,3 +150,37 @@ fn a_node_killed_with_sigkill_comes_back_with_its_identity() {
     assert_eq!(s["lost"]["nodes_not_back"], 0);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn honest_nodes_refuse_a_scaling_attacker() {
+    // 5 nodes: node3 flips labels, node4 publishes parameters × 1000.
+    let Some((s, out)) = up(
+        "byzantine",
+        &[
+            "--nodes",
+            "5",
+            "--scenario",
+            "byzantine",
+            "--duration",
+            "40s",
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(s["scenario"], "byzantine");
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("report.json")).expect("report.json"),
+    )
+    .expect("report is JSON");
+    let checks = report["outcome"]["checks"].as_array().expect("checks");
+    let refused = checks
+        .iter()
+        .find(|c| {
+            c["what"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("node4's scale models are refused"))
+        })
+        .unwrap_or_else(|| panic!("a check on node4's scale models: {checks:?}"));
+    assert_eq!(refused["ok"], true, "{refused}");
+    let _ = std::fs::remove_dir_all(&out);
+}
