@@ -30,7 +30,10 @@ use crate::net::Client;
 /// Largest peer snapshot fetched, bytes.
 pub const MAX_SNAPSHOT: u64 = 64 << 20;
 /// Score below which a peer that keeps failing the checks is disconnected.
-pub const BAN_SCORE: f64 = -0.7;
+/// It is also the merge scheduler's `min_score`: a peer below it is no
+/// longer pulled from, so a lower ban score could never be reached (the
+/// last refusal is the one that takes the peer below it).
+pub const BAN_SCORE: f64 = -0.5;
 /// Refusals before a low-scoring peer is disconnected.
 pub const BAN_REJECTIONS: u32 = 3;
 /// Period of the driver loop.
@@ -382,6 +385,6 @@ pub fn scheduler_config() -> MergeConfig {
         backoff_max_ms: 120_000,
         max_peers: 128,
         score_alpha: 0.3,
-        min_score: -0.5,
+        min_score: BAN_SCORE,
     }
 }
