@@ -34,8 +34,11 @@ pub const MAX_SNAPSHOT: u64 = 64 << 20;
 /// longer pulled from, so a lower ban score could never be reached (the
 /// last refusal is the one that takes the peer below it).
 pub const BAN_SCORE: f64 = -0.5;
-/// Refusals before a low-scoring peer is disconnected.
-pub const BAN_REJECTIONS: u32 = 3;
+/// Refusals before a low-scoring peer is disconnected. Two: from a fresh
+/// score of 0, two refusals in a row (score EWMA, alpha 0.3) take a peer
+/// below [`BAN_SCORE`], after which it is no longer pulled from, so no third
+/// refusal could ever be counted. One refusal alone never bans.
+pub const BAN_REJECTIONS: u32 = 2;
 /// Period of the driver loop.
 const TICK: Duration = Duration::from_secs(1);
 

@@ -175,6 +175,13 @@ pub fn build(kind: ScenarioKind, net: &mut Testnet) -> Result<Box<dyn Scenario>>
 
 /// Checks every scenario shares, judged on the final poll.
 fn common(net: &Testnet, out: &mut Outcome) {
+    common_except(net, out, &[]);
+}
+
+/// [`common`], with the nodes in `attackers` left out of the merge check:
+/// an attacker refusing the honest models is the defence working on its
+/// side, not a failure of the mesh.
+fn common_except(net: &Testnet, out: &mut Outcome, attackers: &[usize]) {
     let n = net.members.len();
     let up = net
         .members
@@ -230,11 +237,25 @@ fn common(net: &Testnet, out: &mut Outcome) {
     out.measured.push(format!(
         "{merges} model merges in total; {merged} of {n} nodes merged at least one peer's model"
     ));
-    if n > 1 {
+    let honest = n - attackers.len();
+    if honest > 1 {
+        let honest_merged = net
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| {
+                !attackers.contains(i) && m.last.as_ref().is_some_and(|s| s.merges > 0)
+            })
+            .count();
+        let who = if attackers.is_empty() {
+            "node"
+        } else {
+            "honest node"
+        };
         out.checks.push(Check {
-            what: "every node merged a peer's model at least once".into(),
-            ok: merged == n,
-            detail: format!("{merged} of {n} nodes, {merges} merges in total"),
+            what: format!("every {who} merged a peer's model at least once"),
+            ok: honest_merged == honest,
+            detail: format!("{honest_merged} of {honest} nodes, {merges} merges in total"),
         });
     }
 }
@@ -1425,7 +1446,8 @@ impl Scenario for Byzantine {
 
     fn finish(&mut self, net: &Testnet) -> Outcome {
         let mut out = outcome(self.kind(), self.expected(net));
-        common(net, &mut out);
+        let attackers: Vec<usize> = self.attackers.iter().map(|&(i, _)| i).collect();
+        common_except(net, &mut out, &attackers);
         for &(a, mode) in &self.attackers {
             let v = self.verdict(net, a);
             let honest_n = self.honest(net).len();
