@@ -49,9 +49,12 @@ struct UpArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 5)]
     nodes: usize,
-    /// What to do to the mesh while it runs.
+    /// What to do to the mesh while it runs. `federation` and `market` run
+    /// `shoal-testnet federation --processes` and `shoal-testnet market`
+    /// with this command's --nodes, --model, --data, --seed, --out, --json
+    /// (their own flags are on those commands).
     #[arg(long, value_enum, default_value = "demo")]
-    scenario: ScenarioKind,
+    scenario: UpScenario,
     /// How long to run: 90s, 2m, 1h30m.
     #[arg(long, default_value = "90s", value_parser = parse_secs)]
     duration: f64,
@@ -92,6 +95,72 @@ struct UpArgs {
     strict: bool,
 }
 
+/// The scenarios of `up`: four run inside `up`, two are the `federation`
+/// and `market` commands run with `up`'s common flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum UpScenario {
+    Demo,
+    Federation,
+    Market,
+    Churn,
+    Partition,
+    Byzantine,
+}
+
+/// The equivalent command line of `up --scenario federation|market`.
+fn delegated(args: &UpArgs) -> Option<Vec<String>> {
+    let mut v = vec!["shoal-testnet".to_string()];
+    match args.scenario {
+        UpScenario::Federation => {
+            v.extend(["federation", "--processes", "--split", "label_skew"].map(String::from));
+            v.extend([
+                "--model".into(),
+                args.model.clone().unwrap_or_else(|| "nb".into()),
+            ]);
+            // A stationary generator by default, so that a fresh clone needs
+            // no dataset: 8 classes of RandomRBF.
+            v.extend([
+                "--data".into(),
+                args.data
+                    .clone()
+                    .unwrap_or_else(|| "rbf:n_classes=8,n_features=10,seed=7".into()),
+            ]);
+            v.extend(["--samples".into(), "40000".into()]);
+            v.extend(["--seed".into(), args.seed.to_string()]);
+            if let Some(b) = &args.bin {
+                v.extend(["--node-bin".into(), b.display().to_string()]);
+            }
+        }
+        UpScenario::Market => {
+            // The workload docs/market.md measures: 2 x 1.6 MB inputs a task.
+            v.extend(
+                [
+                    "market",
+                    "--tasks",
+                    "60",
+                    "--features",
+                    "200",
+                    "--gap-ms",
+                    "100",
+                ]
+                .map(String::from),
+            );
+            if let Some(b) = &args.bin {
+                v.extend(["--bin".into(), b.display().to_string()]);
+            }
+        }
+        _ => return None,
+    }
+    v.extend(["--nodes".into(), args.nodes.to_string()]);
+    if let Some(o) = &args.out {
+        v.extend(["--out".into(), o.display().to_string()]);
+    }
+    if args.json && args.scenario == UpScenario::Federation {
+        v.push("--json".into());
+    }
+    Some(v)
+}
+
 fn parse_secs(s: &str) -> Result<f64, String> {
     parse_duration(s)
         .map(|d| d.as_secs_f64())
@@ -109,9 +178,19 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode> {
-    let cli = Cli::parse();
+    run_cli(Cli::parse())
+}
+
+fn run_cli(cli: Cli) -> Result<ExitCode> {
     let args = match cli.command {
-        Command::Up(args) => args,
+        Command::Up(args) => match delegated(&args) {
+            Some(argv) => {
+                eprintln!("shoal-testnet: running `{}`", argv[1..].join(" "));
+                let cli = Cli::try_parse_from(&argv).context("the scenario's command line")?;
+                return run_cli(cli);
+            }
+            None => args,
+        },
         Command::Federation(f) if f.processes => {
             let r = shoal_testnet::federation::run_processes(&f)?;
             if f.json {
@@ -164,7 +243,15 @@ fn run() -> Result<ExitCode> {
     };
     let opts = Options {
         nodes: args.nodes,
-        scenario: args.scenario,
+        scenario: match args.scenario {
+            UpScenario::Demo => ScenarioKind::Demo,
+            UpScenario::Churn => ScenarioKind::Churn,
+            UpScenario::Partition => ScenarioKind::Partition,
+            UpScenario::Byzantine => ScenarioKind::Byzantine,
+            UpScenario::Federation | UpScenario::Market => {
+                anyhow::bail!("internal: {:?} is delegated", args.scenario)
+            }
+        },
         duration_s: args.duration,
         out: args.out.unwrap_or_else(|| local::default_out(unix_now())),
         bin,
