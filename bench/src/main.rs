@@ -319,10 +319,52 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// Where `export` writes: the file itself, or gzip into it.
+enum Sink {
+    Plain(File),
+    Gz(flate2::write::GzEncoder<File>),
+}
+
+impl Sink {
+    /// Flush everything, the gzip trailer included, to the file.
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Sink::Plain(mut f) => f.flush(),
+            Sink::Gz(g) => g.finish().and_then(|mut f| f.flush()),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Plain(f) => f.write(buf),
+            Sink::Gz(g) => g.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Plain(f) => f.flush(),
+            Sink::Gz(g) => g.flush(),
+        }
+    }
+}
+
 fn run_export(data: &DataArgs, out: &PathBuf, nominal_index: bool) -> Result<()> {
     let mut stream = open_data(data)?;
     let file = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut w = BufWriter::with_capacity(1 << 16, file);
+    // A `.gz` name gets gzip, as the readers expect of it.
+    let gz = out.extension().is_some_and(|e| e == "gz");
+    let sink = if gz {
+        Sink::Gz(flate2::write::GzEncoder::new(
+            file,
+            flate2::Compression::default(),
+        ))
+    } else {
+        Sink::Plain(file)
+    };
+    let mut w = BufWriter::with_capacity(1 << 16, sink);
     let header: Vec<String> = stream
         .schema()
         .features
@@ -371,7 +413,10 @@ fn run_export(data: &DataArgs, out: &PathBuf, nominal_index: bool) -> Result<()>
         writeln!(w, "{line}").with_context(write_err)?;
         n += 1;
     }
-    w.flush().with_context(write_err)?;
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(Sink::finish)
+        .with_context(write_err)?;
     eprintln!(
         "wrote {n} samples to {}{}",
         out.display(),

@@ -70,6 +70,12 @@ pub struct CsvStream {
     raw: Vec<u8>,
     scratch: String,
     bounds: Vec<(usize, usize)>,
+    /// Column and byte range of the nominal fields and the class of the
+    /// row [`CsvStream::fast_row`] is reading.
+    named: Vec<(usize, usize, usize)>,
+    /// Try [`CsvStream::fast_row`] first (always, but for the test that
+    /// checks it against the general path).
+    fast_path: bool,
 }
 
 impl CsvStream {
@@ -101,6 +107,8 @@ impl CsvStream {
             raw: Vec::new(),
             scratch: String::new(),
             bounds: Vec::new(),
+            named: Vec::new(),
+            fast_path: true,
         };
         let header = loop {
             match s.read_line()? {
@@ -254,6 +262,11 @@ impl CsvStream {
         line: &str,
         x: &mut Vec<f64>,
     ) -> Result<usize, StreamError> {
+        if self.fast_path {
+            if let Some(y) = self.fast_row(line, x) {
+                return Ok(y);
+            }
+        }
         let quoted = line.as_bytes().contains(&b'"');
         let mut scratch = std::mem::take(&mut self.scratch);
         let split = if quoted {
@@ -268,6 +281,122 @@ impl CsvStream {
             .and_then(|()| self.fields_to_sample(line_no, text, x));
         self.scratch = scratch;
         result
+    }
+
+    /// One pass over a plain row: each numeric field is parsed where it
+    /// starts and must end at the delimiter, nominal fields and the class
+    /// are looked up in place. `None` when the row has anything the fast
+    /// path does not take (quotes, blanks around a field, a missing class,
+    /// a field that is not a number, the wrong field count); the general
+    /// path then reads the row again and gives the same result or the
+    /// error. Values taken here are exactly those of the general path: the
+    /// number parser is correctly rounded like `str::parse`, and nominal
+    /// values and classes are indexed in the same column order.
+    fn fast_row(&mut self, line: &str, x: &mut Vec<f64>) -> Option<usize> {
+        let bytes = line.as_bytes();
+        let delim = self.delimiter;
+        x.clear();
+        x.resize(self.schema.features.len(), f64::NAN);
+        // Nominal fields and the class, looked up once the whole row has
+        // been read: a row the general path refuses adds nothing.
+        let mut named = std::mem::take(&mut self.named);
+        named.clear();
+        let mut i = 0;
+        let mut ok = true;
+        for c in 0..self.n_cols {
+            let fi = self.feature_of_col[c];
+            let numeric = fi != usize::MAX && self.nominal_index[fi].is_none();
+            let end = if numeric && bytes.get(i).is_some_and(|&b| b != delim) {
+                match fast_float2::parse_partial::<f64, _>(&bytes[i..]) {
+                    Ok((v, n)) => {
+                        x[fi] = v;
+                        i + n
+                    }
+                    Err(_) => {
+                        ok = false;
+                        break;
+                    }
+                }
+            } else {
+                let end = bytes[i..]
+                    .iter()
+                    .position(|&b| b == delim)
+                    .map_or(bytes.len(), |p| i + p);
+                let fb = &bytes[i..end];
+                if fb.contains(&b'"')
+                    || fb.first().is_some_and(u8::is_ascii_whitespace)
+                    || fb.last().is_some_and(u8::is_ascii_whitespace)
+                {
+                    ok = false;
+                    break;
+                }
+                if !numeric {
+                    named.push((c, i, end));
+                }
+                end
+            };
+            let last = c + 1 == self.n_cols;
+            match bytes.get(end) {
+                None if last => {}
+                Some(&b) if b == delim && !last => i = end + 1,
+                _ => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        let y = if ok { self.intern_named(line, &named, x) } else { None };
+        self.named = named;
+        y
+    }
+
+    /// The second half of [`CsvStream::fast_row`]: index the row's nominal
+    /// values and its class, in column order. `None` (nothing added) when
+    /// the class is missing.
+    fn intern_named(
+        &mut self,
+        line: &str,
+        named: &[(usize, usize, usize)],
+        x: &mut [f64],
+    ) -> Option<usize> {
+        let mut y = None;
+        for &(c, a, b) in named {
+            // `a` and `b` sit next to the ASCII delimiter or the line's
+            // ends: char boundaries.
+            let field = line.get(a..b)?;
+            let fi = self.feature_of_col[c];
+            if fi == usize::MAX {
+                if is_missing(field) {
+                    return None;
+                }
+            } else if is_missing(field) {
+                continue;
+            }
+            if fi == usize::MAX {
+                y = Some(match self.class_index.get(field) {
+                    Some(&k) => k,
+                    None => {
+                        let k = self.schema.class_index(field);
+                        self.class_index.insert(field.to_string(), k);
+                        k
+                    }
+                });
+                continue;
+            }
+            let map = self.nominal_index[fi].as_mut()?;
+            x[fi] = match map.get(field) {
+                Some(&k) => k as f64,
+                None => {
+                    let k = map.len();
+                    map.insert(field.to_string(), k);
+                    if let FeatureKind::Nominal { values } = &mut self.schema.features[fi].kind {
+                        values.push(field.to_string());
+                    }
+                    k as f64
+                }
+            };
+        }
+        y
     }
 
     fn fields_to_sample(
@@ -521,6 +650,7 @@ pub(crate) fn split_fields(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::io::Cursor;
 
     fn stream(text: &str, options: &OpenOptions) -> Result<CsvStream, StreamError> {
@@ -621,6 +751,75 @@ mod tests {
         let r = s.next_sample().expect("ok").expect("row");
         assert_eq!(r.x, vec![1.0, 2.0]);
         assert_eq!(s.schema().classes, vec!["x"]);
+    }
+
+    proptest::proptest! {
+        /// The one-pass row reader gives, row by row, the same samples,
+        /// classes, nominal values and errors as the general path.
+        #[test]
+        fn fast_rows_read_as_the_general_path_does(
+            rows in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::prop_oneof![
+                        proptest::num::f64::ANY.prop_map(|v| v.to_string()),
+                        (-1000i64..1000).prop_map(|v| v.to_string()),
+                        (-1e6f64..1e6).prop_map(|v| format!("{v:.3}")),
+                        (0u32..40).prop_map(|v| format!("{}e-{v}", v + 1)),
+                        proptest::sample::select(vec![
+                            "", "?", "NA", "NaN", "nan", "inf", "-inf", "1e", "1.5.2",
+                            " 2", "3 ", "\"4\"", "\"a,b\"", "red", "blue", "x y",
+                            "+.5", "5.", "-0", "1_0", "0x1f",
+                        ]).prop_map(String::from),
+                    ],
+                    5..6,
+                ),
+                1..40,
+            ),
+            extra in proptest::collection::vec(0usize..40, 0..3),
+        ) {
+            let mut text = String::from("a,b,c,d,label\n");
+            for (r, row) in rows.iter().enumerate() {
+                let mut row = row.clone();
+                if extra.contains(&r) {
+                    row.push("9".into());
+                }
+                text.push_str(&row.join(","));
+                text.push('\n');
+            }
+            let options = OpenOptions {
+                nominal: vec!["c".into()],
+                ..OpenOptions::default()
+            };
+            let fast = stream(&text, &options);
+            let general = stream(&text, &options);
+            let (mut fast, mut general) = match (fast, general) {
+                (Ok(f), Ok(g)) => (f, g),
+                (f, g) => {
+                    prop_assert_eq!(f.err().map(|e| e.to_string()), g.err().map(|e| e.to_string()));
+                    return Ok(());
+                }
+            };
+            general.fast_path = false;
+            prop_assert_eq!(fast.schema(), general.schema());
+            let (mut xf, mut xg) = (Vec::new(), Vec::new());
+            loop {
+                let f = fast.next_sample_into(&mut xf).map_err(|e| e.to_string());
+                let g = general.next_sample_into(&mut xg).map_err(|e| e.to_string());
+                prop_assert_eq!(&f, &g);
+                if let Ok(Some(_)) = f {
+                    let bits = |x: &[f64]| {
+                        x.iter()
+                            .map(|v| if v.is_nan() { u64::MAX } else { v.to_bits() })
+                            .collect::<Vec<_>>()
+                    };
+                    prop_assert_eq!(bits(&xf), bits(&xg));
+                }
+                prop_assert_eq!(fast.schema(), general.schema());
+                if matches!(f, Ok(None)) {
+                    break;
+                }
+            }
+        }
     }
 
     #[test]
