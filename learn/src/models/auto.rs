@@ -27,12 +27,12 @@ pub const AUTO_PARAMS: &[ParamDoc] = &[
     },
     ParamDoc {
         name: "max_active",
-        default: "3",
+        default: "2",
         help: "learners kept training once the race is over (compute budget)",
     },
     ParamDoc {
         name: "top_k",
-        default: "3",
+        default: "2",
         help: "learners that vote (1 = the champion alone)",
     },
     ParamDoc {
@@ -157,8 +157,8 @@ pub struct AutoConfig {
 impl Default for AutoConfig {
     fn default() -> Self {
         AutoConfig {
-            max_active: 3,
-            top_k: 3,
+            max_active: 2,
+            top_k: 2,
             window: 500,
             round: 500,
             delta: 0.05,
@@ -540,11 +540,15 @@ impl Classifier for Auto {
             *g = None;
         }
         if self.cfg.buffer > 0 {
-            if self.buffer.len() >= self.cfg.buffer {
-                self.buffer.pop_front();
-            }
-            self.buffer
-                .push_back((x.iter().map(|v| v.to_bits()).collect(), y, weight));
+            // Reuse the oldest entry's allocation once the buffer is full.
+            let mut bits = if self.buffer.len() >= self.cfg.buffer {
+                self.buffer.pop_front().map(|e| e.0).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            bits.clear();
+            bits.extend(x.iter().map(|v| v.to_bits()));
+            self.buffer.push_back((bits, y, weight));
         }
         self.t += 1;
         if self.racing && self.t >= self.next_check {

@@ -118,6 +118,13 @@ impl Knn {
 
     /// One term of the distance sum for `|a - b|`.
     #[inline]
+    /// Whether a query can take the Euclidean fast path of
+    /// [`Knn::distance`]: p = 2, no nominal feature, and a complete query
+    /// exactly as wide as the stored rows.
+    fn plain_query(&self, x: &[f64], x_complete: bool) -> bool {
+        x_complete && self.p == 2.0 && x.len() == self.stride && !self.nominal.contains(&true)
+    }
+
     fn term(&self, diff: f64) -> f64 {
         if self.p == 2.0 {
             diff * diff
@@ -130,9 +137,21 @@ impl Knn {
 
     /// Distance from stored `row` to query `x`; `x_complete` says that no
     /// feature of `x` (up to the stride) is missing, which skips River's
-    /// second pass.
+    /// second pass; `plain` (see [`Knn::plain_query`]) takes the one-loop
+    /// Euclidean path.
     #[inline]
-    fn distance(&self, row: &[f64], x: &[f64], x_complete: bool) -> f64 {
+    fn distance(&self, row: &[f64], x: &[f64], x_complete: bool, plain: bool) -> f64 {
+        if plain {
+            // The common case in one tight loop: the same terms, added in
+            // the same order, as the general passes below.
+            let mut d = 0.0;
+            for (&a, &b) in row.iter().zip(x) {
+                let a = if a.is_finite() { a } else { 0.0 };
+                let t = b - a;
+                d += t * t;
+            }
+            return d.sqrt();
+        }
         let mut d = 0.0;
         // River's first pass: the query's present features, in order; a
         // stored value that is missing counts as 0.
@@ -227,10 +246,11 @@ impl Classifier for Knn {
         let n = self.len();
         let start = if n < self.window_size { 0 } else { self.head };
         let x_complete = (0..s).all(|i| feature(x, i).is_finite());
+        let plain = self.plain_query(x, x_complete);
         let mut found = 0usize;
         for j in 0..n {
             let r = (start + j) % n;
-            let d = self.distance(&self.data[r * s..(r + 1) * s], x, x_complete);
+            let d = self.distance(&self.data[r * s..(r + 1) * s], x, x_complete, plain);
             let label = self.labels[r] as f64;
             if found < k {
                 out.push(d);
@@ -369,6 +389,29 @@ mod tests {
 
     fn knn(k: usize, window: usize) -> Knn {
         Knn::new(&Schema::numeric(2, &[]), k, window, 2.0, true)
+    }
+
+    #[test]
+    fn euclidean_fast_path_gives_the_general_distance() {
+        let mut m = Knn::new(&Schema::numeric(6, &[]), 3, 10, 2.0, true);
+        m.learn_one(&[0.0; 6], 0, 1.0);
+        let mut rng = Rng::new(11);
+        for _ in 0..2000 {
+            let row: Vec<f64> = (0..6)
+                .map(|_| {
+                    if rng.next_f64() < 0.2 {
+                        f64::NAN
+                    } else {
+                        (rng.next_f64() - 0.5) * 1e3
+                    }
+                })
+                .collect();
+            let x: Vec<f64> = (0..6).map(|_| (rng.next_f64() - 0.5) * 1e3).collect();
+            assert!(m.plain_query(&x, true));
+            let fast = m.distance(&row, &x, true, true);
+            let general = m.distance(&row, &x, true, false);
+            assert_eq!(fast.to_bits(), general.to_bits(), "{row:?} {x:?}");
+        }
     }
 
     #[test]
