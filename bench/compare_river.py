@@ -86,8 +86,9 @@ MODELS = {
 MAIN_MODELS = ["nb", "lr", "ht", "hat", "knn"]
 
 
-def river_model(text: str):
-    """Build the River model written as `text` (one of the MODELS entries).
+def river_model(text: str, seed: int = 42):
+    """Build the River model written as `text` (one of the MODELS entries),
+    with its `seed=42` replaced by `seed`.
 
     The text is evaluated with only River's modules in scope; it comes from
     the MODELS table above, never from the command line.
@@ -99,6 +100,7 @@ def river_model(text: str):
         raise ValueError(f"unknown River model {text!r}")
     scope = {"ensemble": ensemble, "forest": forest, "linear_model": linear_model,
              "naive_bayes": naive_bayes, "neighbors": neighbors, "tree": tree}
+    text = text.replace("seed=42", f"seed={int(seed)}")
     return eval(text, {"__builtins__": {}}, scope)  # noqa: S307 - fixed table
 
 
@@ -132,13 +134,19 @@ def class_labels(path: Path, limit: int | None) -> list[str]:
     return list(seen)
 
 
-def run_river(model_name: str, path: Path, limit: int | None, labels: list[str]) -> dict:
+def with_seed(spec: str, seed: int) -> str:
+    """A Shoal spec of the MODELS table with its `seed=42` set to `seed`."""
+    return spec.replace("seed=42", f"seed={int(seed)}")
+
+
+def run_river(model_name: str, path: Path, limit: int | None, labels: list[str],
+              seed: int = 42) -> dict:
     from river import metrics
 
     _, binary_ctor, multi_ctor = MODELS[model_name]
     binary = len(labels) <= 2
     ctor = binary_ctor if binary or multi_ctor is None else multi_ctor
-    model = river_model(ctor)
+    model = river_model(ctor, seed)
     # Binary River models expect bool targets (bool("0") would be True).
     positive = sorted(labels)[-1] if binary else None
 

@@ -43,7 +43,12 @@ pub const MODELS: &[ModelInfo] = &[
     ModelInfo {
         name: "nb",
         summary: "Gaussian naive Bayes (River GaussianNB); nominal features by smoothed counts",
-        params: &[],
+        params: &[ParamDoc {
+            name: "var_smoothing",
+            default: "0",
+            help: "add this share of the largest feature variance to every class variance \
+                   (scikit-learn's var_smoothing, 1e-9 there; 0 = River's GaussianNB)",
+        }],
     },
     ModelInfo {
         name: "lr",
@@ -311,8 +316,10 @@ pub fn build(spec: &Spec, schema: &Schema) -> Result<Model, SpecError> {
             Model::NoChange(NoChange::new())
         }
         "nb" => {
-            spec.reader().finish()?;
-            Model::NaiveBayes(GaussianNB::new(schema))
+            let mut r = spec.reader();
+            let var_smoothing = r.f64_in("var_smoothing", 0.0, 0.0, 1.0)?;
+            r.finish()?;
+            Model::NaiveBayes(GaussianNB::new(schema).with_var_smoothing(var_smoothing))
         }
         "lr" => {
             let mut r = spec.reader();

@@ -345,7 +345,11 @@ impl CsvStream {
                 }
             }
         }
-        let y = if ok { self.intern_named(line, &named, x) } else { None };
+        let y = if ok {
+            self.intern_named(line, &named, x)
+        } else {
+            None
+        };
         self.named = named;
         y
     }
