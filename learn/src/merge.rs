@@ -866,6 +866,11 @@ impl Federated {
             }
             _ => 0.0,
         };
+        // `auto` shares its leaderboard: what the peer's race eliminated
+        // can shorten the local race (`Auto::take_advice`).
+        if let (Model::Auto(mine), Model::Auto(theirs)) = (&mut self.local, &model) {
+            mine.take_advice(update.origin.0, theirs);
+        }
         let peer = Peer {
             version: update.version,
             samples: update.samples,

@@ -194,9 +194,23 @@ pub struct Auto {
     /// at most `cfg.buffer`. Bits, so that NaN and infinities survive a JSON
     /// snapshot.
     buffer: std::collections::VecDeque<(Vec<u64>, usize, f64)>,
+    /// Per spec: the peers (by the origin number the caller gives) whose
+    /// own race eliminated it, at most [`MAX_ADVISERS`] of them.
+    #[serde(default)]
+    peer_losses: Vec<Vec<u64>>,
+    /// Configurations dropped on peers' advice.
+    #[serde(default)]
+    pruned_by_peers: u64,
     #[serde(skip)]
     cache: Cache,
 }
+
+/// Peers remembered per configuration as having eliminated it.
+pub const MAX_ADVISERS: usize = 16;
+
+/// Peers that must have eliminated a configuration before a racing `auto`
+/// drops it on their word.
+pub const ADVICE_QUORUM: usize = 2;
 
 impl Auto {
     /// Build from a spec (`auto:pool=fast,max_active=3`).
@@ -262,6 +276,7 @@ impl Auto {
             }
         }
         let racing = members.len() > cfg.max_active;
+        let n_specs = kept.len();
         Auto {
             scores: vec![None; kept.len()],
             specs: kept,
@@ -275,6 +290,8 @@ impl Auto {
             last_explore: 0,
             explorations: 0,
             buffer: Default::default(),
+            peer_losses: vec![Vec::new(); n_specs],
+            pruned_by_peers: 0,
             schema: schema.clone(),
             cfg,
             cache: Cache::default(),
@@ -318,6 +335,71 @@ impl Auto {
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
         out
+    }
+
+    /// The configurations this learner's own races eliminated (scored, not
+    /// active): what it tells its peers.
+    pub fn eliminated(&self) -> Vec<&str> {
+        (0..self.specs.len())
+            .filter(|&i| self.scores[i].is_some() && !self.members.iter().any(|m| m.spec == i))
+            .map(|i| self.specs[i].as_str())
+            .collect()
+    }
+
+    /// Configurations dropped because peers had eliminated them.
+    pub fn pruned_by_peers(&self) -> u64 {
+        self.pruned_by_peers
+    }
+
+    /// Take a peer's leaderboard as advice: remember which configurations
+    /// `peer` (an origin number of the caller's choosing, so that a peer
+    /// counts once however often it reports) eliminated in its own race.
+    /// While this learner is racing, a configuration that at least
+    /// [`ADVICE_QUORUM`] peers eliminated, and that is not among this
+    /// learner's own best `max_active`, is dropped at once, as if the race
+    /// had eliminated it; the race never goes below `max_active` learners,
+    /// and a drift's re-exploration brings every configuration back. A peer
+    /// whose data differ (label skew, another concept) can thus only
+    /// shorten the race among configurations that are already not leading
+    /// here. Returns how many were dropped.
+    pub fn take_advice(&mut self, peer: u64, peer_board: &Auto) -> usize {
+        if self.peer_losses.len() != self.specs.len() {
+            self.peer_losses.resize(self.specs.len(), Vec::new());
+        }
+        for spec in peer_board.eliminated() {
+            if let Some(i) = self.specs.iter().position(|s| s == spec) {
+                let who = &mut self.peer_losses[i];
+                if !who.contains(&peer) && who.len() < MAX_ADVISERS {
+                    who.push(peer);
+                }
+            }
+        }
+        if !self.racing {
+            return 0;
+        }
+        let ranked = self.ranked();
+        let protected: Vec<usize> = ranked.iter().take(self.cfg.max_active).copied().collect();
+        let mut keep: Vec<usize> = Vec::new();
+        let mut dropped = 0;
+        let mut left = ranked.len();
+        for &i in ranked.iter().rev() {
+            let spec = self.members[i].spec;
+            let condemned = self.peer_losses[spec].len() >= ADVICE_QUORUM;
+            if condemned && !protected.contains(&i) && left > self.cfg.max_active {
+                dropped += 1;
+                left -= 1;
+            } else {
+                keep.push(i);
+            }
+        }
+        if dropped > 0 {
+            self.pruned_by_peers += dropped as u64;
+            self.retain(&keep);
+            if self.members.len() <= self.cfg.max_active {
+                self.racing = false;
+            }
+        }
+        dropped
     }
 
     /// Whether the initial (or a re-exploration) race is still running.
@@ -466,6 +548,8 @@ impl Auto {
     /// (predict-then-learn, so it arrives with an accuracy estimate), and
     /// race again.
     fn re_explore(&mut self) {
+        // Peers' eliminations describe the old concept.
+        self.peer_losses.iter_mut().for_each(Vec::clear);
         self.explorations += 1;
         self.last_explore = self.t;
         for (i, s) in self.specs.clone().iter().enumerate() {
@@ -620,6 +704,64 @@ mod tests {
         let (a, b) = (rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0));
         let y = usize::from((a + b > 0.0) != flip);
         ([a, b], y)
+    }
+
+    #[test]
+    fn peers_leaderboards_cut_the_race_short() {
+        let spec = "auto:pool=majority;no_change;lr:scale=true;nb,max_active=2,round=100";
+        let trained = |seed: u64| {
+            let mut m = auto(spec);
+            let mut rng = Rng::new(seed);
+            for _ in 0..3000 {
+                let (x, y) = sample(&mut rng, false);
+                m.learn_one(&x, y, 1.0);
+            }
+            assert!(!m.is_racing());
+            m
+        };
+        let (p1, p2) = (trained(1), trained(2));
+        let mut losers = p1.eliminated();
+        losers.sort_unstable();
+        assert_eq!(losers, vec!["majority", "no_change"]);
+
+        // A newcomer, a few samples in, still racing all four.
+        let mut fresh = auto(spec);
+        let mut rng = Rng::new(9);
+        for _ in 0..50 {
+            let (x, y) = sample(&mut rng, false);
+            fresh.learn_one(&x, y, 1.0);
+        }
+        assert!(fresh.is_racing());
+        // One peer is not a quorum, and the same peer twice counts once.
+        assert_eq!(fresh.take_advice(1, &p1), 0);
+        assert_eq!(fresh.take_advice(1, &p1), 0);
+        assert_eq!(fresh.active().len(), 4);
+        // A second peer agrees: the two losers go, the race is over.
+        assert_eq!(fresh.take_advice(2, &p2), 2);
+        assert!(!fresh.is_racing());
+        let mut active = fresh.active();
+        active.sort_unstable();
+        assert_eq!(active, vec!["lr:scale=true", "nb"]);
+        assert_eq!(fresh.pruned_by_peers(), 2);
+
+        // Advice never removes what leads here: two peers that claim to
+        // have eliminated the two good learners change nothing while those
+        // lead the local race.
+        let mut other = auto(spec);
+        for _ in 0..60 {
+            let (x, y) = sample(&mut rng, false);
+            other.learn_one(&x, y, 1.0);
+        }
+        let mut top: Vec<&str> = other.active().into_iter().take(2).collect();
+        top.sort_unstable();
+        assert_eq!(top, vec!["lr:scale=true", "nb"]);
+        let mut liar = auto(spec);
+        liar.scores = vec![None, None, Some(0.1), Some(0.1)];
+        liar.members.retain(|m| m.spec < 2);
+        assert_eq!(liar.eliminated(), vec!["lr:scale=true", "nb"]);
+        assert_eq!(other.take_advice(7, &liar), 0);
+        assert_eq!(other.take_advice(8, &liar), 0);
+        assert_eq!(other.active().len(), 4);
     }
 
     #[test]
