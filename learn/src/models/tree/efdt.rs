@@ -24,7 +24,9 @@
 //! River behaviours kept so that accuracies compare one to one:
 //! - A leaf's candidates are only the observers' best splits; the leaf is
 //!   deactivated (pre-pruned) when the best of them is a null suggestion,
-//!   e.g. while one class holds more than `max_share_to_split`.
+//!   e.g. while one class holds more than `max_share_to_split`, and only
+//!   the memory check after another split reactivates it (so a lone root
+//!   pre-pruned early stays a single inactive leaf).
 //! - A branch's re-evaluation counter restarts only when its split
 //!   changes, so a branch whose split survives is re-evaluated on every
 //!   later sample, not every `min_samples_reevaluate`. This is most of
