@@ -8,9 +8,11 @@
 //! sometimes wrong, so EFDT revisits its choices: every branch keeps
 //! learning the class weights and attribute observers of the samples that
 //! pass through it, and once it has seen `min_samples_reevaluate` more
-//! weight it ranks the splits again. If splitting no longer beats the null
-//! split the subtree is replaced by a leaf (which inherits the branch's
-//! statistics); if another feature beats the current one by the bound (or
+//! weight it ranks the splits again. If the null split (merit 0) beats the
+//! best split by more than the bound, the subtree is replaced by a leaf
+//! (which inherits the branch's statistics); with information gain, whose
+//! merits are not negative, this needs a best candidate that is invalid
+//! for a nominal feature (merit `-inf`). If another feature beats the current one by the bound (or
 //! the bound fell below `tau`) the subtree is replaced by a split on it
 //! with fresh leaves; if the current feature is still best but the bound is
 //! below `tau`, the branch takes the new test (a new threshold) and keeps
