@@ -71,6 +71,7 @@ MODELS = {
     "lr": ("lr", "linear_model.LogisticRegression()", "linear_model.SoftmaxRegression()"),
     "ht": ("ht", "tree.HoeffdingTreeClassifier()", None),
     "hat": ("hat:seed=42", "tree.HoeffdingAdaptiveTreeClassifier(seed=42)", None),
+    "efdt": ("efdt", "tree.ExtremelyFastDecisionTreeClassifier()", None),
     "knn": ("knn:n_neighbors=5,window_size=1000",
             "neighbors.KNNClassifier(n_neighbors=5, "
             "engine=neighbors.LazySearch(window_size=1000))", None),
@@ -272,6 +273,8 @@ def main() -> int:
                     help="cap every stream at this many rows (both sides)")
     ap.add_argument("--work", default=str(REPO / ".cache" / "compare"),
                     help="where exported generator streams go")
+    ap.add_argument("--datasets", default=str(DATASETS),
+                    help="folder of the data files (default: ../shared/datasets)")
     ap.add_argument("--out-md", default=str(REPO / "docs" / "benchmarks.md"))
     ap.add_argument("--out-json", default=None,
                     help="raw numbers; default docs/benchmarks-river.json for the "
@@ -314,7 +317,7 @@ def main() -> int:
     for name in [s for s in args.streams.split(",") if s]:
         source, kind = STREAMS[name]
         if kind == "file":
-            path = DATASETS / source
+            path = Path(args.datasets) / source
         else:
             path = work / f"{name}.csv"
             subprocess.run([args.shoal, "export", "--data", source, "--out", str(path),

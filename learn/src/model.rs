@@ -16,7 +16,7 @@ use crate::models::knn::Knn;
 use crate::models::linear::{LogisticRegression, PassiveAggressive, Perceptron};
 use crate::models::mlp::{self, Mlp};
 use crate::models::naive_bayes::GaussianNB;
-use crate::models::tree::{self, HoeffdingAdaptiveTree, HoeffdingTree};
+use crate::models::tree::{self, Efdt, HoeffdingAdaptiveTree, HoeffdingTree};
 use crate::schema::Schema;
 use crate::spec::{ParamDoc, Spec, SpecError};
 
@@ -134,6 +134,11 @@ pub const MODELS: &[ModelInfo] = &[
         params: tree::HAT_PARAMS,
     },
     ModelInfo {
+        name: "efdt",
+        summary: "Extremely Fast Decision Tree / Hoeffding anytime tree: splits once better than not splitting, re-evaluates splits (River defaults)",
+        params: tree::EFDT_PARAMS,
+    },
+    ModelInfo {
         name: "arf",
         summary: "Adaptive Random Forest: Poisson(6) bagging, random features per leaf, ADWIN warning/drift with background trees (River defaults)",
         params: arf::ARF_PARAMS,
@@ -211,6 +216,7 @@ pub enum Model {
     Knn(Knn),
     Ht(HoeffdingTree),
     Hat(HoeffdingAdaptiveTree),
+    Efdt(Efdt),
     Arf(Arf),
     Srp(Srp),
     Lb(LeveragingBagging),
@@ -234,6 +240,7 @@ macro_rules! each_model {
             Model::Knn($m) => $body,
             Model::Ht($m) => $body,
             Model::Hat($m) => $body,
+            Model::Efdt($m) => $body,
             Model::Arf($m) => $body,
             Model::Srp($m) => $body,
             Model::Lb($m) => $body,
@@ -259,6 +266,7 @@ impl Model {
             Model::Knn(_) => "knn",
             Model::Ht(_) => "ht",
             Model::Hat(_) => "hat",
+            Model::Efdt(_) => "efdt",
             Model::Arf(_) => "arf",
             Model::Srp(_) => "srp",
             Model::Lb(_) => "lb",
@@ -370,6 +378,7 @@ pub fn build(spec: &Spec, schema: &Schema) -> Result<Model, SpecError> {
         }
         "ht" => Model::Ht(tree::build_ht(spec, schema)?),
         "hat" => Model::Hat(tree::build_hat(spec, schema)?),
+        "efdt" => Model::Efdt(tree::build_efdt(spec, schema)?),
         "arf" => Model::Arf(arf::build_arf(spec, schema)?),
         "srp" => Model::Srp(srp::build_srp(spec, schema)?),
         "lb" => Model::Lb(leveraging::build_lb(spec, schema)?),

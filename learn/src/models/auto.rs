@@ -100,6 +100,7 @@ const POOL_FULL: &[&str] = &[
     "ht:grace_period=100|leaf=nb|split_criterion=hellinger",
     "hat",
     "hat:grace_period=50",
+    "efdt",
     "knn:window_size=300",
     "knn:window_size=1000|n_neighbors=10",
     "lr:scale=true|lr=0.05",

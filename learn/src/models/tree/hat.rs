@@ -731,18 +731,13 @@ impl HoeffdingAdaptiveTree {
             .collect();
         ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
         let n = ranked.len();
-        let mut max_active = 0;
-        while max_active < n {
-            max_active += 1;
-            let est = (max_active as f64 * self.active_leaf_bytes
-                + (n - max_active) as f64 * self.inactive_leaf_bytes)
-                * self.overhead_fraction;
-            if est > max_bytes {
-                max_active -= 1;
-                break;
-            }
-        }
-        let cutoff = n - max_active;
+        let cutoff = n - super::max_active_leaves(
+            n,
+            self.active_leaf_bytes,
+            self.inactive_leaf_bytes,
+            self.overhead_fraction,
+            max_bytes,
+        );
         let max_depth = self.params.max_depth_or_max();
         for (k, &(_, i)) in ranked.iter().enumerate() {
             if let Node::Leaf(l) = &mut self.nodes[i as usize] {

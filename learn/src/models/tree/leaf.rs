@@ -255,6 +255,14 @@ impl Leaf {
         if p.merit_preprune {
             out.push(Suggestion::null());
         }
+        self.push_observer_suggestions(p, &mut out);
+        out
+    }
+
+    /// Each observer's best split, in feature order (River's
+    /// `best_evaluated_split_suggestion` per splitter); an observer with no
+    /// valid threshold contributes a null suggestion, as in River.
+    fn push_observer_suggestions(&self, p: &TreeParams, out: &mut Vec<Suggestion>) {
         for (i, o) in self.observers.iter().enumerate() {
             if let Some(s) = o.best_split(
                 i,
@@ -267,6 +275,23 @@ impl Leaf {
                 out.push(s);
             }
         }
+    }
+
+    /// The candidates the Extremely Fast Decision Tree ranks: every
+    /// observer's best split and no explicit null split (EFDT compares the
+    /// best against a merit of 0 instead). With `check_share` (leaves, not
+    /// branches) only the null split is offered while one class holds more
+    /// than `max_share_to_split` of the weight.
+    pub fn efdt_candidates(&self, p: &TreeParams, check_share: bool) -> Vec<Suggestion> {
+        if check_share {
+            let total = self.total_weight();
+            let maj = self.stats.iter().copied().fold(0.0, f64::max);
+            if maj > 0.0 && maj / total > p.max_share_to_split {
+                return vec![Suggestion::null()];
+            }
+        }
+        let mut out = Vec::with_capacity(self.observers.len());
+        self.push_observer_suggestions(p, &mut out);
         out
     }
 
