@@ -488,30 +488,52 @@ impl Owner {
     /// lack over the link we measured to them. A proxy (we cannot see the
     /// links between them and the holders); their bids price it exactly.
     fn candidates(&self, spec: &TaskSpec, now: Millis, est: &PeerEstimates) -> Vec<NodeId> {
-        let mut scored: Vec<(f64, NodeId)> = est
+        // Bytes of the task's inputs each peer already holds.
+        let held = |p: &NodeId| -> u64 {
+            spec.inputs
+                .iter()
+                .filter(|b| b.holders.contains(p))
+                .map(|b| b.size)
+                .fold(0u64, u64::saturating_add)
+        };
+        let total: u64 = spec
+            .inputs
+            .iter()
+            .map(|b| b.size)
+            .fold(0u64, u64::saturating_add);
+        let mut scored: Vec<(f64, u64, NodeId)> = est
             .peers()
             .filter(|p| *p != self.me)
-            .filter(|p| est.free_slots(p) != Some(0))
             .filter(|p| est.free_memory(p).is_none_or(|m| m >= spec.memory_bytes))
             .map(|p| {
-                let missing: u64 = spec
-                    .inputs
-                    .iter()
-                    .filter(|b| !b.holders.contains(&p))
-                    .map(|b| b.size)
-                    .fold(0u64, u64::saturating_add);
+                let h = held(&p);
+                let missing = total.saturating_sub(h);
                 let s = est.rtt_ms(&p, now)
                     + spec.compute_cost as f64 / est.speed(&p, spec.kind, now)
                     + missing as f64 / est.bandwidth(&p, Direction::Outbound, now);
-                (s, p)
+                (s, h, p)
             })
+            // A peer without a free slot is only worth asking when it holds
+            // data: its bid then weighs its queue against the transfer.
+            .filter(|(_, h, p)| *h > 0 || est.free_slots(p) != Some(0))
             .collect();
-        scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        scored
-            .into_iter()
-            .take(self.cfg.fanout)
-            .map(|(_, p)| p)
-            .collect()
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
+        // Data gravity: up to half the invitations (at least one) go to the
+        // peers holding the most of the inputs, so that the auction always
+        // hears from where the data is; the rest go by estimated time.
+        let reserved = self.cfg.fanout.div_ceil(2).max(1);
+        let mut holders: Vec<&(f64, u64, NodeId)> = scored.iter().filter(|c| c.1 > 0).collect();
+        holders.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.total_cmp(&b.0)).then(a.2.cmp(&b.2)));
+        let mut out: Vec<NodeId> = holders.iter().take(reserved).map(|c| c.2).collect();
+        for c in &scored {
+            if out.len() >= self.cfg.fanout {
+                break;
+            }
+            if !out.contains(&c.2) {
+                out.push(c.2);
+            }
+        }
+        out
     }
 
     fn start_auction(
@@ -940,7 +962,8 @@ mod tests {
     use super::*;
     use crate::bounded::BoundedVec;
     use crate::estimates::EstimatesConfig;
-    use crate::msg::{SpeedClass, TaskKind};
+    use crate::msg::{BlobRef, SpeedClass, TaskKind};
+    use crate::types::Hash;
 
     fn n(i: u64) -> NodeId {
         NodeId::from_u64(i)
@@ -999,6 +1022,51 @@ mod tests {
             } => Some(*to),
             _ => None,
         })
+    }
+
+    #[test]
+    fn the_data_holder_is_always_invited() {
+        // Eight peers; the one holding the input (peer 8) looks the worst by
+        // time (slow link, and the input is tiny), so ranking by time alone
+        // would leave it out of the four invitations.
+        let mut est = PeerEstimates::new(EstimatesConfig::default(), SpeedClass::Small);
+        for i in 1..=8 {
+            est.on_seen(n(i), Millis(0));
+            est.on_ping(n(i), if i == 8 { 5_000 } else { 1 }, Millis(0));
+        }
+        let mut o = Owner::new(n(0), OwnerConfig::default());
+        let mut holders = BoundedVec::new();
+        assert!(holders.try_push(n(8)).is_ok());
+        let mut inputs = BoundedVec::new();
+        let blob = BlobRef {
+            hash: Hash([1; 32]),
+            size: 10,
+            holders,
+        };
+        assert!(inputs.try_push(blob).is_ok());
+        let spec = TaskSpec {
+            id: TaskId(9),
+            owner: n(0),
+            kind: TaskKind::Evaluate,
+            inputs,
+            compute_cost: 100,
+            memory_bytes: 1,
+            output_bytes: 1,
+            deadline_in_ms: 60_000,
+        };
+        let a = o.submit(spec, Millis(0), &est).unwrap();
+        let invited: Vec<NodeId> = a
+            .iter()
+            .filter_map(|x| match x {
+                Action::Send {
+                    to,
+                    msg: Request::TaskAnnounce { .. },
+                } => Some(*to),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(invited.len(), OwnerConfig::default().fanout);
+        assert!(invited.contains(&n(8)), "{invited:?}");
     }
 
     #[test]
