@@ -568,18 +568,13 @@ impl Efdt {
                 }
             }
         }
-        if active_bytes > 0 && n_active > 0 {
-            self.active_leaf_bytes = active_bytes as f64 / n_active as f64;
-        }
-        if inactive_bytes > 0 && n_inactive > 0 {
-            self.inactive_leaf_bytes = inactive_bytes as f64 / n_inactive as f64;
-        }
         let actual = self.memory_bytes() as f64;
-        let estimated =
-            n_active as f64 * self.active_leaf_bytes + n_inactive as f64 * self.inactive_leaf_bytes;
-        if estimated > 0.0 {
-            self.overhead_fraction = actual / estimated;
-        }
+        super::update_size_estimates(
+            [(n_active, active_bytes), (n_inactive, inactive_bytes)],
+            actual,
+            [&mut self.active_leaf_bytes, &mut self.inactive_leaf_bytes],
+            &mut self.overhead_fraction,
+        );
         if actual > self.params.max_bytes() {
             self.enforce_size_limit();
         }

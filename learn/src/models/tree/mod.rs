@@ -249,6 +249,29 @@ pub(crate) fn max_active_leaves(
     max_active
 }
 
+/// Kirkby's running size estimates, shared by the trees: from `counted`,
+/// the (number, total bytes) of the active and of the inactive leaves,
+/// update the mean bytes of an active and an inactive leaf (kept while
+/// a kind has no leaf) and the overhead factor between the tree's `actual`
+/// size and what the leaves alone account for.
+pub(crate) fn update_size_estimates(
+    counted: [(usize, usize); 2],
+    actual: f64,
+    leaf_bytes: [&mut f64; 2],
+    overhead_fraction: &mut f64,
+) {
+    let mut estimated = 0.0;
+    for ((n, bytes), mean) in counted.into_iter().zip(leaf_bytes) {
+        if bytes > 0 && n > 0 {
+            *mean = bytes as f64 / n as f64;
+        }
+        estimated += n as f64 * *mean;
+    }
+    if estimated > 0.0 {
+        *overhead_fraction = actual / estimated;
+    }
+}
+
 /// The parameter docs every Hoeffding tree shares, followed by `$extra`.
 macro_rules! tree_param_docs {
     ($($extra:expr),* $(,)?) => {
