@@ -178,11 +178,15 @@ impl Bidder {
         self.leases.iter().map(|(t, l)| (*t, l.epoch))
     }
 
+    /// Memory the held leases can need at once: at most `slots` tasks run
+    /// together, so the peak is the sum of the `slots - 1` largest held
+    /// leases plus the new one (queued tasks wait for a slot and use none).
     fn reserved_memory(&self) -> u64 {
-        self.leases
-            .values()
-            .map(|l| l.spec.memory_bytes)
-            .fold(0, u64::saturating_add)
+        let mut m: Vec<u64> = self.leases.values().map(|l| l.spec.memory_bytes).collect();
+        m.sort_unstable_by(|a, b| b.cmp(a));
+        m.iter()
+            .take(usize::from(self.cfg.slots.max(1)) - 1)
+            .fold(0, |a, b| a.saturating_add(*b))
     }
 
     /// Time until a slot is free for a new task: list-schedules the held
@@ -757,6 +761,51 @@ mod tests {
         assert!(matches!(
             b.price(&orphan, Millis(0), &c),
             Err(NoBid::NoHolder(_))
+        ));
+    }
+
+    #[test]
+    fn queued_tasks_do_not_hold_memory() {
+        // Two slots and room for two 100-byte tasks at once: queued leases
+        // wait for a slot, so a full queue of small tasks does not lock out
+        // the node, while a task that could not run beside the largest
+        // held one is refused.
+        let mut b = Bidder::new(
+            n(1),
+            BidderConfig {
+                slots: 2,
+                max_queued: 8,
+                memory_bytes: 250,
+                ..Default::default()
+            },
+        );
+        let e = est();
+        let none = |_: &Hash| false;
+        let c = ctx(&e, &none, 0);
+        for id in 1..=4 {
+            let award = Request::Award {
+                spec: spec(id, vec![]),
+                epoch: Epoch(1),
+                lease_ms: 4_000,
+            };
+            let a = b.on_request(n(0), &award, Millis(0), &c);
+            assert!(a.iter().any(|x| matches!(
+                x,
+                Action::Send {
+                    msg: Request::AwardAck { accepted: true, .. },
+                    ..
+                }
+            )));
+        }
+        assert!(b.price(&spec(5, vec![]), Millis(0), &c).is_ok());
+        let mut big = spec(6, vec![]);
+        big.memory_bytes = 200;
+        assert!(matches!(
+            b.price(&big, Millis(0), &c),
+            Err(NoBid::Memory {
+                need: 200,
+                free: 150
+            })
         ));
     }
 
