@@ -58,7 +58,7 @@ use crate::classifier::{argmax, normalize, Classifier};
 use crate::model::Model;
 use crate::models::linear::{LinearModel, LinearParams};
 use crate::models::mlp::{Mlp, MlpParams};
-use crate::models::naive_bayes::GaussianNB;
+use crate::models::naive_bayes::{ClassStats, GaussianNB};
 use crate::schema::Sample;
 
 /// Who an update comes from (a hash of the peer id; the learner does not
@@ -276,6 +276,8 @@ pub enum MergeError {
     ClassMap(String),
     #[error("update's statistics of class {class} contradict the local samples of that class (shift {shift:.2} sd, at most {max})")]
     ClassConflict { class: usize, shift: f64, max: f64 },
+    #[error("update's statistics of class {class} contradict those of a source this node trusts")]
+    Distrusted { class: usize },
 }
 
 /// What [`Federated::accept`] did.
@@ -505,29 +507,124 @@ pub fn class_shift(
         .zip(theirs.class_stats())
         .enumerate()
     {
-        if a.weight < min_weight || b.weight < min_weight {
-            continue;
-        }
-        let (ga, gb) = (&a.gaussians, &b.gaussians);
-        for i in 0..ga.len().min(gb.len()) {
-            if ga.weight[i] < min_weight || gb.weight[i] < min_weight {
-                continue;
-            }
-            let d = (ga.mean[i] - gb.mean[i]).abs();
-            let pooled = 0.5 * (ga.variance(i) + gb.variance(i));
-            let shift = if pooled > 1e-12 {
-                d / pooled.sqrt()
-            } else if d > 1e-9 {
-                f64::INFINITY
-            } else {
-                0.0
-            };
+        if let Some(shift) = stats_shift(a, b, min_weight) {
             if worst.is_none_or(|(_, w)| shift > w) {
                 worst = Some((c, shift));
             }
         }
     }
     worst
+}
+
+/// The largest shift of one class's numeric means between two sources, in
+/// pooled standard deviations; `None` unless both hold `min_weight`
+/// samples of the class and of some feature.
+fn stats_shift(a: &ClassStats, b: &ClassStats, min_weight: f64) -> Option<f64> {
+    if a.weight < min_weight || b.weight < min_weight {
+        return None;
+    }
+    let (ga, gb) = (&a.gaussians, &b.gaussians);
+    let mut worst: Option<f64> = None;
+    for i in 0..ga.len().min(gb.len()) {
+        if ga.weight[i] < min_weight || gb.weight[i] < min_weight {
+            continue;
+        }
+        let d = (ga.mean[i] - gb.mean[i]).abs();
+        let pooled = 0.5 * (ga.variance(i) + gb.variance(i));
+        let shift = if pooled > 1e-12 {
+            d / pooled.sqrt()
+        } else if d > 1e-9 {
+            f64::INFINITY
+        } else {
+            0.0
+        };
+        if worst.is_none_or(|w| shift > w) {
+            worst = Some(shift);
+        }
+    }
+    worst
+}
+
+/// How two sources' statistics relate: the first class they contradict
+/// each other on (`Err`), or whether some class shows them agreeing.
+fn relation(
+    a: &GaussianNB,
+    b: &GaussianNB,
+    min_weight: f64,
+    max_shift: f64,
+) -> Result<bool, usize> {
+    let mut agree = false;
+    for (c, (x, y)) in a.class_stats().iter().zip(b.class_stats()).enumerate() {
+        if let Some(shift) = stats_shift(x, y, min_weight) {
+            if shift.is_nan() || shift > max_shift {
+                return Err(c);
+            }
+            agree = true;
+        }
+    }
+    Ok(agree)
+}
+
+/// Trust among statistics sources, anchored in the local samples
+/// (`sources[0]`): a source is trusted when it agrees on some class with a
+/// trusted source and contradicts none, breadth first from the local one.
+/// Returns, per source, `Some(class)` when it contradicts a trusted source
+/// on that class (it is left out), `None` otherwise (trusted, or with no
+/// class in common with anyone trusted: no evidence either way).
+///
+/// Under label skew most nodes never see the class a label-flipping peer
+/// lies about, so comparing with the local samples alone cannot catch it,
+/// and two flippers lying about the same class outvote its one honest
+/// holder. A chain of agreeing honest nodes, each checked on the classes it
+/// shares with the previous one, reaches a node that holds the class and
+/// exposes the lie.
+fn distrust(sources: &[&GaussianNB], min_weight: f64, max_shift: f64) -> Vec<Option<usize>> {
+    let n = sources.len();
+    let mut rel = vec![Ok(false); n * n];
+    for i in 0..n {
+        for j in (i + 1)..n {
+            let r = relation(sources[i], sources[j], min_weight, max_shift);
+            rel[i * n + j] = r;
+            rel[j * n + i] = r;
+        }
+    }
+    let mut trusted = vec![false; n];
+    let mut out: Vec<Option<usize>> = vec![None; n];
+    if n == 0 {
+        return out;
+    }
+    trusted[0] = true;
+    let mut frontier = vec![0usize];
+    while !frontier.is_empty() {
+        let mut next = Vec::new();
+        for j in 0..n {
+            if trusted[j] || out[j].is_some() {
+                continue;
+            }
+            let conflict = (0..n)
+                .filter(|&t| trusted[t])
+                .find_map(|t| rel[t * n + j].err());
+            if let Some(c) = conflict {
+                out[j] = Some(c);
+            } else if frontier.iter().any(|&t| rel[t * n + j] == Ok(true)) {
+                next.push(j);
+            }
+        }
+        for &j in &next {
+            trusted[j] = true;
+        }
+        frontier = next;
+    }
+    // A source first met beside trusted ones may contradict one trusted
+    // later in the search.
+    for j in 0..n {
+        if !trusted[j] && out[j].is_none() {
+            out[j] = (0..n)
+                .filter(|&t| trusted[t])
+                .find_map(|t| rel[t * n + j].err());
+        }
+    }
+    out
 }
 
 /// Accuracy of `predict` on `window`, choosing only among the classes the
@@ -692,6 +789,7 @@ impl Federated {
     /// Origins remembered, with what each contributed.
     pub fn origins(&self) -> impl Iterator<Item = Contribution> + '_ {
         let weights = self.committee_weights();
+        let out = self.distrusted();
         self.peers.iter().map(move |(o, p)| Contribution {
             origin: *o,
             version: p.version,
@@ -704,7 +802,7 @@ impl Federated {
             },
             active: match self.strategy {
                 Strategy::Average => p.model.is_none(),
-                _ => p.model.is_some(),
+                _ => p.model.is_some() && !out.contains(o),
             },
         })
     }
@@ -809,6 +907,13 @@ impl Federated {
                             });
                         }
                     }
+                }
+                let mut all: Vec<&GaussianNB> = self.sources(Some(update.origin)).collect();
+                all.push(theirs);
+                if let Some(Some(class)) =
+                    distrust(&all, self.cfg.min_class_weight, self.cfg.max_class_shift).pop()
+                {
+                    return Err(MergeError::Distrusted { class });
                 }
                 if window.len() >= self.cfg.min_validation {
                     let cand = self.view_with(update.origin, Some(&model));
@@ -950,11 +1055,50 @@ impl Federated {
 
     /// Local statistics plus every origin's latest, with `origin` replaced
     /// by `with` (or left out when `None`).
-    fn view_with(&self, origin: Origin, with: Option<&Model>) -> Model {
+    /// Statistics of the local model and of every seated peer but `skip`.
+    fn sources(&self, skip: Option<Origin>) -> impl Iterator<Item = &GaussianNB> + '_ {
+        nb(&self.local).into_iter().chain(
+            self.peers
+                .iter()
+                .filter(move |(o, _)| Some(**o) != skip)
+                .filter_map(|(_, p)| p.model.as_ref().and_then(nb)),
+        )
+    }
+
+    /// Exact: seated peers left out of the view because their statistics
+    /// contradict a source this node trusts (see [`distrust`]); they stay
+    /// seated and come back if the evidence changes.
+    pub fn distrusted(&self) -> Vec<Origin> {
+        if self.strategy != Strategy::Exact {
+            return Vec::new();
+        }
+        let seated: Vec<(Origin, &GaussianNB)> = self
+            .peers
+            .iter()
+            .filter_map(|(o, p)| Some((*o, p.model.as_ref().and_then(nb)?)))
+            .collect();
+        let Some(local) = nb(&self.local) else {
+            return Vec::new();
+        };
+        let all: Vec<&GaussianNB> = std::iter::once(local)
+            .chain(seated.iter().map(|x| x.1))
+            .collect();
+        distrust(&all, self.cfg.min_class_weight, self.cfg.max_class_shift)
+            .into_iter()
+            .skip(1)
+            .zip(&seated)
+            .filter_map(|(d, (o, _))| d.map(|_| *o))
+            .collect()
+    }
+
+    /// The local statistics merged with every seated, trusted peer's
+    /// except `skip`'s, and `with` on top.
+    fn merged_stats(&self, skip: Option<Origin>, with: Option<&Model>) -> Model {
         let mut v = self.local.clone();
         if let Model::NaiveBayes(acc) = &mut v {
+            let out = self.distrusted();
             for (o, p) in &self.peers {
-                if *o == origin {
+                if Some(*o) == skip || out.contains(o) {
                     continue;
                 }
                 if let Some(n) = p.model.as_ref().and_then(nb) {
@@ -968,18 +1112,12 @@ impl Federated {
         v
     }
 
+    fn view_with(&self, origin: Origin, with: Option<&Model>) -> Model {
+        self.merged_stats(Some(origin), with)
+    }
+
     fn rebuild_view(&mut self) {
-        self.view = (self.strategy == Strategy::Exact).then(|| {
-            let mut v = self.local.clone();
-            if let Model::NaiveBayes(acc) = &mut v {
-                for p in self.peers.values() {
-                    if let Some(n) = p.model.as_ref().and_then(nb) {
-                        acc.merge(n);
-                    }
-                }
-            }
-            v
-        });
+        self.view = (self.strategy == Strategy::Exact).then(|| self.merged_stats(None, None));
     }
 
     /// Forget the least recently updated origins past `max_peers`, and

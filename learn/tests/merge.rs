@@ -396,3 +396,63 @@ fn flipped_class_statistics_are_refused_where_the_class_is_seen() {
         Err(MergeError::ClassConflict { .. })
     ));
 }
+
+/// Samples of `stream(seed, n)` whose class is in `keep`, relabelled by
+/// `label`.
+fn slice(seed: u64, keep: &[usize], label: impl Fn(usize) -> usize) -> Vec<Sample> {
+    stream(seed, 6000)
+        .into_iter()
+        .filter(|s| keep.contains(&s.y))
+        .map(|s| Sample {
+            y: label(s.y),
+            x: s.x,
+        })
+        .collect()
+}
+
+#[test]
+fn label_flippers_are_left_out_even_where_the_class_is_not_seen() {
+    // Label skew: this node sees class 0 only. Honest peers see {0, 1} and
+    // {1, 2}; two flippers send class-1 data labelled 2, so on class 2
+    // they outnumber its one honest holder, and nothing local can tell.
+    let local = trained("nb", &slice(1, &[0], |y| y));
+    let a = trained("nb", &slice(2, &[0, 1], |y| y));
+    let b = trained("nb", &slice(3, &[1, 2], |y| y));
+    let liar = |seed| trained("nb", &slice(seed, &[1], |_| 2));
+    let mut fed = Federated::new(local, MergeConfig::default());
+    // The flippers come first, while nothing contradicts them.
+    for o in [10, 11] {
+        assert!(fed
+            .accept(Update::new(Origin(o), 1, 2000, liar(o)), &[])
+            .is_ok());
+    }
+    fed.accept(Update::new(Origin(1), 1, 4000, a), &[]).unwrap();
+    fed.accept(Update::new(Origin(2), 1, 4000, b), &[]).unwrap();
+    // Peer 1 agrees with the local class 0, peer 2 with peer 1 on class 1,
+    // and peer 2's class 2 exposes the flippers.
+    assert_eq!(fed.distrusted(), vec![Origin(10), Origin(11)]);
+    let inactive: Vec<Origin> = fed
+        .origins()
+        .filter(|c| !c.active)
+        .map(|c| c.origin)
+        .collect();
+    assert_eq!(inactive, vec![Origin(10), Origin(11)]);
+    assert!(matches!(
+        fed.accept(Update::new(Origin(10), 2, 3000, liar(12)), &[]),
+        Err(MergeError::Distrusted { class: 2 })
+    ));
+    // The merged view tells classes 1 and 2 apart.
+    let test = stream(7, 600);
+    let hits = test
+        .iter()
+        .filter(|s| {
+            s.y > 0 && shoal_learn::classifier::argmax(&fed.predict_proba_one(&s.x)) == Some(s.y)
+        })
+        .count();
+    let n = test.iter().filter(|s| s.y > 0).count();
+    assert!(hits as f64 > 0.9 * n as f64, "{hits} of {n}");
+    // Without the one honest holder of class 2 nothing contradicts the
+    // flippers: no evidence, no exclusion.
+    fed.forget(Origin(2));
+    assert!(fed.distrusted().is_empty());
+}

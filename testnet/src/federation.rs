@@ -85,12 +85,24 @@ pub struct FederationArgs {
     /// Nodes (the first ones) that publish poisoned models.
     #[arg(long, default_value_t = 0)]
     pub byzantine: usize,
+    /// Which nodes publish poisoned models (e.g. `2,5`), instead of the
+    /// first `--byzantine` ones; under label skew it decides which classes
+    /// the poison touches.
+    #[arg(long, value_delimiter = ',', conflicts_with = "byzantine")]
+    pub byzantine_nodes: Vec<usize>,
     /// The poison.
     #[arg(long, value_enum, default_value = "flip_labels")]
     pub attack: Attack,
-    /// Seed of peer choices.
+    /// Seed of peer choices (and of `--shuffle`).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Shuffle the rows read before cutting them, so that every slice and
+    /// the held-out set are random samples of the same distribution (the
+    /// usual IID partition in federated learning). Without it the slices
+    /// keep the stream's order: on a time-ordered file such as covertype
+    /// the class mix then moves along every slice.
+    #[arg(long)]
+    pub shuffle: bool,
     /// Write SVG plots and results.json here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -145,7 +157,11 @@ pub struct FederationResult {
     pub nodes: usize,
     pub samples_per_node: usize,
     pub holdout_size: usize,
+    /// Rows shuffled before the cut (`--shuffle`).
+    pub shuffled: bool,
     pub byzantine: usize,
+    /// Which nodes were byzantine.
+    pub byzantine_nodes: Vec<usize>,
     pub attack: Option<Attack>,
     pub aggregator: String,
     pub mode: &'static str,
@@ -155,21 +171,44 @@ pub struct FederationResult {
     pub mesh_share_to_isolated_final: Option<f64>,
 }
 
+/// Which nodes are honest: all but `--byzantine-nodes`, or all but the
+/// first `--byzantine`.
+fn honest_nodes(args: &FederationArgs) -> Result<Vec<bool>> {
+    let honest: Vec<bool> = if args.byzantine_nodes.is_empty() {
+        (0..args.nodes).map(|i| i >= args.byzantine).collect()
+    } else {
+        if let Some(bad) = args.byzantine_nodes.iter().find(|&&i| i >= args.nodes) {
+            bail!(
+                "--byzantine-nodes: node {bad} does not exist (nodes are 0 to {})",
+                args.nodes - 1
+            );
+        }
+        (0..args.nodes)
+            .map(|i| !args.byzantine_nodes.contains(&i))
+            .collect()
+    };
+    if !honest.contains(&true) {
+        bail!("--byzantine must leave at least one honest node");
+    }
+    Ok(honest)
+}
+
 /// Read the stream, cut it, run the three arms.
 pub fn run(args: &FederationArgs) -> Result<FederationResult> {
     if args.nodes < 2 || args.nodes > 64 {
         bail!("--nodes must be 2 to 64");
     }
-    if args.byzantine >= args.nodes {
-        bail!("--byzantine must leave at least one honest node");
-    }
+    honest_nodes(args)?;
     let aggregator = Aggregator::parse(&args.aggregator).with_context(|| {
         format!(
             "--aggregator {}: use mean, median or trimmed:F",
             args.aggregator
         )
     })?;
-    let (schema, data) = load(&args.data, args.samples)?;
+    let (schema, mut data) = load(&args.data, args.samples)?;
+    if args.shuffle {
+        Rng::new(args.seed ^ 0x5348_5546).shuffle(&mut data);
+    }
     let n_classes = schema.n_classes().max(1);
     let (slices, holdout) = cut(&data, args.nodes, args.split, n_classes);
     let shortest = slices.iter().map(Vec::len).min().unwrap_or(0);
@@ -186,7 +225,7 @@ pub fn run(args: &FederationArgs) -> Result<FederationResult> {
         aggregator,
         ..MergeConfig::default()
     };
-    let honest: Vec<bool> = (0..args.nodes).map(|i| i >= args.byzantine).collect();
+    let honest = honest_nodes(args)?;
     let isolated = run_arm(args, &schema, &slices, &holdout, &honest, rounds, None)?;
     let mesh = run_arm(
         args,
@@ -216,9 +255,11 @@ pub fn run(args: &FederationArgs) -> Result<FederationResult> {
         data: args.data.clone(),
         nodes: args.nodes,
         samples_per_node: per_node,
+        shuffled: args.shuffle,
         holdout_size: holdout.len(),
-        byzantine: args.byzantine,
-        attack: (args.byzantine > 0).then_some(args.attack),
+        byzantine: honest.iter().filter(|h| !**h).count(),
+        byzantine_nodes: (0..args.nodes).filter(|i| !honest[*i]).collect(),
+        attack: honest.contains(&false).then_some(args.attack),
         aggregator: args.aggregator.clone(),
         mode: "in-process simulation of shoal_learn::merge rounds",
         arms,
@@ -642,6 +683,8 @@ pub struct ProcessResult {
     pub samples_per_node: usize,
     pub holdout_size: usize,
     pub byzantine: usize,
+    /// Which nodes were byzantine.
+    pub byzantine_nodes: Vec<usize>,
     pub attack: Option<Attack>,
     pub rate: f64,
     pub mode: &'static str,
@@ -656,10 +699,11 @@ pub fn run_processes(args: &FederationArgs) -> Result<ProcessResult> {
     if args.nodes < 2 || args.nodes > 32 {
         bail!("--processes: --nodes must be 2 to 32");
     }
-    if args.byzantine >= args.nodes {
-        bail!("--byzantine must leave at least one honest node");
+    honest_nodes(args)?;
+    let (schema, mut data) = load(&args.data, args.samples)?;
+    if args.shuffle {
+        Rng::new(args.seed ^ 0x5348_5546).shuffle(&mut data);
     }
-    let (schema, data) = load(&args.data, args.samples)?;
     if schema.features.iter().any(|f| f.is_nominal()) {
         bail!("--processes writes numeric CSV slices; this stream has nominal features");
     }
@@ -680,7 +724,7 @@ pub fn run_processes(args: &FederationArgs) -> Result<ProcessResult> {
         Some(b) => b.clone(),
         None => crate::node::default_node_bin()?,
     };
-    let honest: Vec<bool> = (0..args.nodes).map(|i| i >= args.byzantine).collect();
+    let honest = honest_nodes(args)?;
     let mut arms = std::collections::BTreeMap::new();
     for (name, federate) in [("isolated", false), ("mesh", true)] {
         let arm = process_arm(
@@ -710,8 +754,9 @@ pub fn run_processes(args: &FederationArgs) -> Result<ProcessResult> {
         nodes: args.nodes,
         samples_per_node: slices.iter().map(Vec::len).sum::<usize>() / slices.len(),
         holdout_size: holdout.len(),
-        byzantine: args.byzantine,
-        attack: (args.byzantine > 0).then_some(args.attack),
+        byzantine: honest.iter().filter(|h| !**h).count(),
+        byzantine_nodes: (0..args.nodes).filter(|i| !honest[*i]).collect(),
+        attack: honest.contains(&false).then_some(args.attack),
         rate: args.rate,
         mode: "shoal-node processes on loopback (libp2p)",
         arms,
