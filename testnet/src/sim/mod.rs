@@ -29,6 +29,7 @@
 //! [`Bidder`]: shoal_protocol::Bidder
 //! [`PeerEstimates`]: shoal_protocol::PeerEstimates
 
+pub mod bound;
 pub mod engine;
 pub mod net;
 pub mod plot;
@@ -227,6 +228,12 @@ pub struct PolicyReport {
     pub makespan_ratio_to_lb: f64,
     /// bytes_moved / lower bound.
     pub bytes_ratio_to_lb: f64,
+    /// Fewest bytes any placement moves in which every node finishes its
+    /// work within this policy's makespan (see [`bound`]): how many of its
+    /// bytes its speed required.
+    pub bytes_bound_at_makespan: f64,
+    /// bytes_moved / bytes_bound_at_makespan.
+    pub bytes_ratio_to_bound_at_makespan: f64,
     /// Events processed.
     pub events: u64,
     /// Wall-clock time of this policy's run, s.
@@ -248,6 +255,10 @@ pub struct LowerBound {
     pub makespan_s: f64,
     /// Sum over tasks of the fewest bytes any placement moves.
     pub bytes_moved: f64,
+    /// Fewest bytes any placement moves in which every node finishes its
+    /// work within the arrival span (keeps up with the arrivals), from
+    /// the capacity-aware bound of [`bound`].
+    pub bytes_keeping_up: f64,
 }
 
 /// The whole report.
@@ -373,7 +384,7 @@ pub fn run(cfg: &SimConfig, policies: &[Policy]) -> Result<SimReport> {
         lambda: cfg.lambda,
     };
     let horizon = span + 4.0 * 3_600_000.0;
-    let results: Mutex<Vec<Option<(RunStats, f64)>>> = Mutex::new(vec![None; policies.len()]);
+    let results: Mutex<Vec<Option<(RunStats, f64, f64)>>> = Mutex::new(vec![None; policies.len()]);
     let next = AtomicUsize::new(0);
     let threads = cfg.threads.clamp(1, policies.len().max(1));
     std::thread::scope(|sc| {
@@ -384,8 +395,12 @@ pub fn run(cfg: &SimConfig, policies: &[Policy]) -> Result<SimReport> {
                 let t0 = Instant::now();
                 let stats = Sim::new(&setup, *p).run(horizon);
                 let wall = t0.elapsed().as_secs_f64();
+                // The capacity-aware bytes bound at this run's makespan, in
+                // the same worker (it is not part of the run's wall time).
+                let first = work.tasks.first().map_or(0.0, |t| t.arrival);
+                let bound = bound::bytes_within(&topo, &work, (stats.end_ms - first).max(0.0));
                 if let Ok(mut g) = results.lock() {
-                    g[i] = Some((stats, wall));
+                    g[i] = Some((stats, wall, bound));
                 }
             });
         }
@@ -393,13 +408,20 @@ pub fn run(cfg: &SimConfig, policies: &[Policy]) -> Result<SimReport> {
     let results = results
         .into_inner()
         .map_err(|_| anyhow::anyhow!("a simulation thread panicked"))?;
-    let lb = lower_bound(&topo, &work);
+    let lb = lower_bound(&topo, &work, span);
     let mut reports = Vec::new();
     for (p, res) in policies.iter().zip(results) {
-        let Some((stats, wall)) = res else {
+        let Some((stats, wall, bound)) = res else {
             bail!("the {} run did not finish", p.name());
         };
-        reports.push(summarise(*p, &work, &stats, wall, &lb));
+        let mut r = summarise(*p, &work, &stats, wall, &lb);
+        r.bytes_bound_at_makespan = bound.max(lb.bytes_moved);
+        r.bytes_ratio_to_bound_at_makespan = if r.bytes_bound_at_makespan > 0.0 {
+            r.bytes_moved / r.bytes_bound_at_makespan
+        } else {
+            0.0
+        };
+        reports.push(r);
     }
     Ok(SimReport {
         topology: cfg.topology,
@@ -415,7 +437,7 @@ pub fn run(cfg: &SimConfig, policies: &[Policy]) -> Result<SimReport> {
     })
 }
 
-fn lower_bound(topo: &Topology, work: &Workload) -> LowerBound {
+fn lower_bound(topo: &Topology, work: &Workload, span_ms: f64) -> LowerBound {
     let mut lbs: Vec<f64> = work.tasks.iter().map(|t| t.lb_ms / 1000.0).collect();
     lbs.sort_by(f64::total_cmp);
     let first = work.tasks.first().map_or(0.0, |t| t.arrival);
@@ -431,6 +453,7 @@ fn lower_bound(topo: &Topology, work: &Workload) -> LowerBound {
         p95_completion_s: percentile(&lbs, 0.95),
         makespan_s: (by_arrival.max(by_work) - first) / 1000.0,
         bytes_moved: work.tasks.iter().map(|t| t.lb_bytes as f64).sum(),
+        bytes_keeping_up: bound::bytes_within(topo, work, span_ms),
     }
 }
 
@@ -497,6 +520,8 @@ fn summarise(
         p95_ratio_to_lb: ratio(p95, lb.p95_completion_s),
         makespan_ratio_to_lb: ratio(makespan, lb.makespan_s),
         bytes_ratio_to_lb: ratio(st.bytes_moved, lb.bytes_moved),
+        bytes_bound_at_makespan: 0.0,
+        bytes_ratio_to_bound_at_makespan: 0.0,
         events: st.events,
         wall_s: wall,
         sorted_completion_s: times,
@@ -578,18 +603,29 @@ pub fn table(r: &SimReport) -> String {
         "",
         human_bytes(lb.bytes_moved)
     );
-    let _ = writeln!(s, "ratios to the lower bound (mean, p95, makespan, bytes):");
+    let _ = writeln!(
+        s,
+        "ratios to the lower bound (mean, p95, makespan, bytes), and bytes against the \
+         fewest any placement finishing within the same makespan moves:"
+    );
     for p in &r.policies {
         let _ = writeln!(
             s,
-            "  {:<14} {:>6.2} {:>6.2} {:>6.2} {:>6.2}",
+            "  {:<14} {:>6.2} {:>6.2} {:>6.2} {:>6.2}   {:>6.2} of {}",
             p.policy,
             p.mean_ratio_to_lb,
             p.p95_ratio_to_lb,
             p.makespan_ratio_to_lb,
-            p.bytes_ratio_to_lb
+            p.bytes_ratio_to_lb,
+            p.bytes_ratio_to_bound_at_makespan,
+            human_bytes(p.bytes_bound_at_makespan)
         );
     }
+    let _ = writeln!(
+        s,
+        "bytes any placement moves to finish all work within the arrival span: {}",
+        human_bytes(lb.bytes_keeping_up)
+    );
     s
 }
 
@@ -749,6 +785,11 @@ mod tests {
                 "{p:?}"
             );
             assert!(p.bytes_moved + 1.0 >= r.lower_bound.bytes_moved, "{p:?}");
+            // The capacity-aware bound holds for the policy's own makespan.
+            assert!(
+                p.bytes_moved * (1.0 + 1e-9) + 1.0 >= p.bytes_bound_at_makespan,
+                "{p:?}"
+            );
             assert!(
                 p.makespan_s + 1e-6 >= r.lower_bound.makespan_s * 0.999,
                 "{p:?}"
