@@ -192,7 +192,7 @@ impl Bidder {
     /// Time until a slot is free for a new task: list-schedules the held
     /// leases (running ones for their remaining estimate, queued ones in full)
     /// onto `slots`.
-    fn queue_wait_ms(&self, now: Millis) -> u64 {
+    pub fn queue_wait_ms(&self, now: Millis) -> u64 {
         let slots = usize::from(self.cfg.slots.max(1));
         let mut free = vec![now; slots];
         let mut held: Vec<&Lease> = self

@@ -144,6 +144,10 @@ pub struct PeerEstimates {
     peers: BTreeMap<NodeId, PeerEntry>,
     local_speed: [Option<Ewma>; 4],
     local_speed_prior: f64,
+    /// How long a task would wait for a slot here now (set by the node
+    /// from its executor; not persisted, it is only true right now).
+    #[serde(skip)]
+    local_wait_ms: u64,
 }
 
 impl PeerEstimates {
@@ -154,7 +158,18 @@ impl PeerEstimates {
             peers: BTreeMap::new(),
             local_speed: [None; 4],
             local_speed_prior: local_class.nominal_speed(),
+            local_wait_ms: 0,
         }
+    }
+
+    /// Records how long a new task would wait for a slot here now.
+    pub fn set_local_wait_ms(&mut self, ms: u64) {
+        self.local_wait_ms = ms;
+    }
+
+    /// How long a new task would wait for a slot here, as last recorded.
+    pub fn local_wait_ms(&self) -> u64 {
+        self.local_wait_ms
     }
 
     /// The configuration.

@@ -586,13 +586,7 @@ impl Owner {
         };
         let local_ms = (e.spec.compute_cost as f64 / est.local_speed(e.spec.kind, now)).ceil();
         if run_locally && now.0 as f64 + local_ms <= e.deadline.0 as f64 {
-            e.epoch = e.epoch.next();
-            e.phase = Phase::Local;
-            self.stats.local_runs += 1;
-            out.push(Action::StartLocal {
-                task: spec_at(&e.spec, e.deadline, now),
-                epoch: e.epoch,
-            });
+            self.run_here(id, now, out);
         } else {
             // Nobody can do it now; try again later, and fail at the deadline.
             e.phase = Phase::Backoff {
@@ -655,12 +649,35 @@ impl Owner {
                 .then(a.non_local_bytes.cmp(&b.non_local_bytes))
                 .then(a.bidder.cmp(&b.bidder))
         });
+        // The owner is a bidder too when it holds some of the data: its own
+        // quote goes against the best bid on the same score.
+        if let Some((score, time_ms)) = own_quote(self.me, &cfg, &e.spec, now, est) {
+            let beats = usable.first().is_none_or(|b| score < bid_score(b, &cfg));
+            if beats && time_ms <= remaining {
+                self.run_here(id, now, out);
+                return;
+            }
+        }
         if usable.is_empty() {
             self.no_bids(id, now, est, out);
         } else {
             let best = usable.remove(0);
             self.award(id, best.bidder, usable, now, out);
         }
+    }
+
+    /// Runs `id` here (its own quote won, or nobody else can).
+    fn run_here(&mut self, id: TaskId, now: Millis, out: &mut Vec<Action>) {
+        let Some(e) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        e.epoch = e.epoch.next();
+        e.phase = Phase::Local;
+        self.stats.local_runs += 1;
+        out.push(Action::StartLocal {
+            task: spec_at(&e.spec, e.deadline, now),
+            epoch: e.epoch,
+        });
     }
 
     fn award(
@@ -955,6 +972,37 @@ impl Owner {
     }
 }
 
+/// What running `spec` here would score (as [`bid_score`]) and take,
+/// ms, when this node holds some of its inputs; `None` otherwise, or
+/// when it must not run tasks itself.
+fn own_quote(
+    me: NodeId,
+    cfg: &OwnerConfig,
+    spec: &TaskSpec,
+    now: Millis,
+    est: &PeerEstimates,
+) -> Option<(f64, u64)> {
+    if !cfg.run_locally || !spec.inputs.iter().any(|b| b.holders.contains(&me)) {
+        return None;
+    }
+    let mut transfer: f64 = 0.0;
+    let mut missing: u64 = 0;
+    for b in spec.inputs.iter().filter(|b| !b.holders.contains(&me)) {
+        let best = b
+            .holders
+            .iter()
+            .map(|h| est.rtt_ms(h, now) + b.size as f64 / est.bandwidth(h, Direction::Inbound, now))
+            .min_by(f64::total_cmp)?;
+        transfer = transfer.max(best);
+        missing = missing.saturating_add(b.size);
+    }
+    let time = est.local_wait_ms() as f64
+        + spec.compute_cost as f64 / est.local_speed(spec.kind, now)
+        + transfer;
+    let score = time + cfg.lambda * missing as f64 / cfg.reference_bandwidth.max(1e-9);
+    Some((score, time.ceil() as u64))
+}
+
 /// The spec as sent at `now`: the deadline travels as time left.
 fn spec_at(spec: &TaskSpec, deadline: Millis, now: Millis) -> TaskSpec {
     TaskSpec {
@@ -1076,12 +1124,55 @@ mod tests {
     }
 
     #[test]
+    fn the_owner_keeps_a_task_whose_data_it_holds_unless_its_queue_is_long() {
+        // The owner holds the task's 1 MB input; peer 1 bids 1 ms of work
+        // but would fetch the megabyte (10 s of score at lambda 10).
+        let run = |wait_ms: u64| {
+            let mut est = PeerEstimates::new(EstimatesConfig::default(), SpeedClass::Desktop);
+            est.on_seen(n(1), Millis(0));
+            est.set_local_wait_ms(wait_ms);
+            let mut o = Owner::new(n(0), OwnerConfig::default());
+            let mut holders = BoundedVec::new();
+            assert!(holders.try_push(n(0)).is_ok());
+            let mut inputs = BoundedVec::new();
+            let blob = BlobRef {
+                hash: Hash([1; 32]),
+                size: 1_000_000,
+                holders,
+            };
+            assert!(inputs.try_push(blob).is_ok());
+            let spec = TaskSpec {
+                id: TaskId(5),
+                owner: n(0),
+                kind: TaskKind::Train,
+                inputs,
+                compute_cost: 400,
+                memory_bytes: 1,
+                output_bytes: 1,
+                deadline_in_ms: 600_000,
+            };
+            o.submit(spec, Millis(0), &est).unwrap();
+            let e = o.epoch(&TaskId(5)).unwrap();
+            o.on_request(n(1), &bid(TaskId(5), e, 1, 1, 1_000_000), Millis(1), &est)
+        };
+        let here = run(0);
+        assert!(
+            here.iter().any(|a| matches!(a, Action::StartLocal { .. })),
+            "{here:?}"
+        );
+        assert_eq!(awarded_to(&here), None);
+        // A minute of queue here is worth more than moving the megabyte.
+        let away = run(60_000);
+        assert_eq!(awarded_to(&away), Some(n(1)), "{away:?}");
+    }
+
+    #[test]
     fn best_score_wins_ties_go_to_fewer_bytes_then_lower_id() {
         let (mut o, est, t) = setup();
         let e = o.epoch(&t).unwrap();
-        // lambda 1, reference 1000 B/ms: 2000 bytes cost 2 ms.
+        // lambda 10, reference 1000 B/ms: 2000 bytes cost 20 ms.
         o.on_request(n(3), &bid(t, e, 3, 100, 0), Millis(1), &est);
-        o.on_request(n(1), &bid(t, e, 1, 98, 2_000), Millis(1), &est);
+        o.on_request(n(1), &bid(t, e, 1, 80, 2_000), Millis(1), &est);
         // Uninvited or wrong-epoch bids do not count.
         assert!(o
             .on_request(n(9), &bid(t, e, 9, 1, 0), Millis(1), &est)

@@ -312,6 +312,7 @@ impl MarketLoop {
         let now = now_ms();
         if self.owner_due.is_some_and(|t| now >= t) {
             self.owner_due = None;
+            self.sync_local_wait(now);
             let a = self.owner.on_tick(now, &self.est);
             self.after_owner(a, &[], now);
         }
@@ -357,6 +358,7 @@ impl MarketLoop {
                         if let Request::Bid(b) = &request {
                             self.note_bid(from, b);
                         }
+                        self.sync_local_wait(now);
                         let a = self.owner.on_request(from, &request, now, &self.est);
                         let touched: Vec<TaskId> = task.into_iter().collect();
                         self.after_owner(a, &touched, now);
@@ -545,9 +547,19 @@ impl MarketLoop {
     /// Estimates as the owner sees them for one submission: all of them for
     /// the auction; for a baseline only the chosen peer (so it is the one
     /// candidate), or none (so the task runs here).
-    fn view_for(&self, target: Option<NodeId>, now: Millis) -> PeerEstimates {
+    /// Lets the owner quote itself: how long a task would wait for a slot
+    /// here now, from the bidder's queue.
+    fn sync_local_wait(&mut self, now: Millis) {
+        self.est.set_local_wait_ms(self.bidder.queue_wait_ms(now));
+    }
+
+    fn view_for(&mut self, target: Option<NodeId>, now: Millis) -> PeerEstimates {
+        self.sync_local_wait(now);
         let mut v = self.est.clone();
         if let Some(t) = target {
+            // A baseline placement decides alone: the owner must not keep
+            // the task on its own quote.
+            v.set_local_wait_ms(u64::MAX);
             let all: Vec<NodeId> = v.peers().collect();
             for p in all {
                 v.remove(&p);

@@ -207,6 +207,14 @@ struct Snapshot {
     mem_used: u64,
 }
 
+/// Tells the owner's estimates how long a task would wait for a slot
+/// here, from the node's own bidder (the owner quotes itself with it).
+fn sync_local_wait(n: &mut Node, now: Millis) {
+    if let (Some(b), Some(est)) = (n.bidder.as_ref(), n.est.as_mut()) {
+        est.set_local_wait_ms(b.queue_wait_ms(now));
+    }
+}
+
 struct Node {
     up: bool,
     owner: Option<Owner>,
@@ -434,6 +442,7 @@ impl<'a> Sim<'a> {
                 let now = self.ms();
                 let n = &mut self.nodes[node as usize];
                 if n.up && n.owner_gen == gen {
+                    sync_local_wait(n, now);
                     if let (Some(o), Some(est)) = (n.owner.as_mut(), n.est.as_ref()) {
                         let a = o.on_tick(now, est);
                         self.apply(node, true, a);
@@ -483,6 +492,7 @@ impl<'a> Sim<'a> {
             let spec = spec_of(self.s, t, self.now - self.s.work.tasks[t as usize].arrival);
             let now = self.ms();
             let n = &mut self.nodes[owner as usize];
+            sync_local_wait(n, now);
             if let (Some(o), Some(est)) = (n.owner.as_mut(), n.est.as_ref()) {
                 match o.submit(spec, now, est) {
                     Ok(a) => self.apply(owner, true, a),
@@ -613,6 +623,7 @@ impl<'a> Sim<'a> {
         match req {
             Request::Bid(_) | Request::AwardAck { .. } | Request::Heartbeat { .. } => {
                 let n = &mut self.nodes[me];
+                sync_local_wait(n, now);
                 if let (Some(o), Some(est)) = (n.owner.as_mut(), n.est.as_ref()) {
                     let a = o.on_request(nid(from), req, now, est);
                     self.apply(to, true, a);
@@ -631,6 +642,7 @@ impl<'a> Sim<'a> {
                     }
                 }
                 let n = &mut self.nodes[me];
+                sync_local_wait(n, now);
                 if let (Some(o), Some(est)) = (n.owner.as_mut(), n.est.as_ref()) {
                     let a = o.on_request(nid(from), req, now, est);
                     self.apply(to, true, a);
@@ -1513,6 +1525,7 @@ impl<'a> Sim<'a> {
         let now = self.ms();
         if self.policy == Policy::Auction {
             let n = &mut self.nodes[i];
+            sync_local_wait(n, now);
             if let (Some(o), Some(est)) = (n.owner.as_mut(), n.est.as_ref()) {
                 let a = o.resume(now, est);
                 self.apply(node, true, a);
