@@ -145,6 +145,13 @@ pub struct ArmResult {
     pub merges: u64,
     pub rejected: u64,
     pub bytes_per_node_round: f64,
+    /// `auto` only: samples times learners training, summed over honest
+    /// nodes (the compute its races cost), and learners dropped on peers'
+    /// advice (`Auto::take_advice`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_learner_updates: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_pruned_by_peers: Option<u64>,
 }
 
 /// The whole experiment.
@@ -455,6 +462,7 @@ fn run_arm(
     let mut curve = Vec::new();
     let (mut merges, mut rejected, mut bytes_sent) = (0u64, 0u64, vec![0u64; n]);
     let mut rounds = 0u64;
+    let mut auto_updates = 0u64;
     let mut buf = Vec::new();
     let lens: Vec<usize> = slices.iter().map(Vec::len).collect();
     let mean_len = lens.iter().sum::<usize>() / n;
@@ -462,6 +470,9 @@ fn run_arm(
         let bound = |i: usize, r: usize| lens[i] * r / rounds_total;
         for (i, node) in nodes.iter_mut().enumerate() {
             for s in &slices[i][bound(i, r - 1)..bound(i, r)] {
+                if let (true, Model::Auto(a)) = (honest[i], node.local()) {
+                    auto_updates += a.active().len() as u64;
+                }
                 node.predict_proba_into(&s.x, &mut buf);
                 correct[i] += u64::from(argmax(&buf) == Some(s.y));
                 let y = if !honest[i] && args.attack == Attack::FlipLabels {
@@ -538,6 +549,20 @@ fn run_arm(
         } else {
             mean(bytes_sent.iter().map(|&b| b as f64)) / rounds as f64
         },
+        auto_learner_updates: matches!(nodes.first().map(Federated::local), Some(Model::Auto(_)))
+            .then_some(auto_updates),
+        auto_pruned_by_peers: matches!(nodes.first().map(Federated::local), Some(Model::Auto(_)))
+            .then(|| {
+                nodes
+                    .iter()
+                    .zip(honest)
+                    .filter(|(_, h)| **h)
+                    .map(|(m, _)| match m.local() {
+                        Model::Auto(a) => a.pruned_by_peers(),
+                        _ => 0,
+                    })
+                    .sum()
+            }),
     })
 }
 
@@ -591,6 +616,8 @@ fn run_central(
         merges: 0,
         rejected: 0,
         bytes_per_node_round: 0.0,
+        auto_learner_updates: None,
+        auto_pruned_by_peers: None,
     })
 }
 
@@ -642,6 +669,13 @@ pub fn print_human(r: &FederationResult) {
             a.rejected,
             a.bytes_per_node_round
         );
+        if let (Some(u), Some(p)) = (a.auto_learner_updates, a.auto_pruned_by_peers) {
+            let _ = writeln!(
+                s,
+                "  {:<12} auto: {u} learner updates, {p} learners dropped on peers' advice",
+                ""
+            );
+        }
     }
     if let Some(sh) = r.mesh_share_to_isolated_final {
         let _ = writeln!(
