@@ -1629,17 +1629,12 @@ impl<'a> Sim<'a> {
                 self.seed_peer(owner, h);
             }
         }
-        let Some(est) = self.nodes[o].est.as_ref() else {
-            return;
-        };
-        let peers: Vec<NodeId> = est.peers().collect();
-        for p in peers {
-            let Some(pi) = idx(&p) else { continue };
-            let st = self.status_of(pi);
-            if let Some(est) = self.nodes[o].est.as_mut() {
-                est.on_status(&st, now);
-            }
+        // Every known peer's status, in one pass over the estimates.
+        let mut est = self.nodes[o].est.take();
+        if let Some(e) = est.as_mut() {
+            e.on_status_each(now, |p| idx(p).map(|pi| self.status_of(pi)));
         }
+        self.nodes[o].est = est;
     }
 
     fn status_of(&self, p: u32) -> NodeStatus {
