@@ -80,6 +80,9 @@ pub struct Net {
     cnt: Vec<u32>,
     gen: Vec<u32>,
     key: Vec<f64>,
+    // Per flow: the smallest capacity on its path, the link that has it,
+    // and the smallest capacity of the other links (infinite if none).
+    bound: Vec<(f64, LinkId, f64)>,
     comp_links: Vec<LinkId>,
     comp_flows: Vec<FlowId>,
     stack: Vec<LinkId>,
@@ -106,6 +109,7 @@ impl Net {
             cnt: vec![0; n],
             gen: vec![0; n],
             key: vec![0.0; n],
+            bound: Vec::new(),
             comp_links: Vec::new(),
             comp_flows: Vec::new(),
             stack: Vec::new(),
@@ -164,6 +168,7 @@ impl Net {
                 self.flows.push(None);
                 self.versions.push(0);
                 self.flow_mark.push(0);
+                self.bound.push((f64::INFINITY, 0, f64::INFINITY));
                 (self.flows.len() - 1) as FlowId
             }
         };
@@ -177,9 +182,17 @@ impl Net {
             updated: now,
             version: v,
         });
+        let mut b = (f64::INFINITY, p[0], f64::INFINITY);
         for l in &p[..len] {
             self.on_link[*l as usize].push(id);
+            let c = self.cap[*l as usize];
+            if c < b.0 {
+                b = (c, *l, b.0);
+            } else if c < b.2 {
+                b.2 = c;
+            }
         }
+        self.bound[id as usize] = b;
         self.active += 1;
         self.recompute(now, &p[..len]);
         id
@@ -262,16 +275,37 @@ impl Net {
         // whose key is current is therefore the minimum (share, link) over
         // all links, exactly as with eager updates, and the rates come out
         // bit for bit the same.
+        //
+        // A link that cannot fill never freezes anything, and in a big
+        // component most links are such (a fast access link whose few
+        // flows all cross a slow uplink), so they stay out of the heap. A
+        // flow's rate is the share of the link that freezes it, at most
+        // that link's capacity: if the flows of link j could not fill j
+        // even each at the smallest capacity on the rest of its path, j
+        // is never the link with the smallest share while it still has
+        // unfrozen flows (at that moment it would fill). The margin
+        // covers rounding. Such a link gets key -inf, so it is never
+        // pushed; its `rem` and `cnt` are still kept and read by nobody.
         for l in &links {
             let i = *l as usize;
             self.rem[i] = self.cap[i];
             self.cnt[i] = self.on_link[i].len() as u32;
             self.gen[i] = 0;
-            if self.cnt[i] > 0 {
-                let s = self.rem[i] / f64::from(self.cnt[i]);
-                self.key[i] = s;
-                heap.push(Share(s, *l, 0));
+            if self.cnt[i] == 0 {
+                continue;
             }
+            let mut most = 0.0;
+            for f in &self.on_link[i] {
+                let (m1, at, m2) = self.bound[*f as usize];
+                most += if at == *l { m2 } else { m1 };
+            }
+            if most < self.cap[i] * (1.0 - 1e-6) {
+                self.key[i] = f64::NEG_INFINITY;
+                continue;
+            }
+            let s = self.rem[i] / f64::from(self.cnt[i]);
+            self.key[i] = s;
+            heap.push(Share(s, *l, 0));
         }
         let frozen = stamp.wrapping_add(1 << 63);
         while let Some(Share(share, l, g)) = heap.pop() {
