@@ -276,18 +276,47 @@ impl PeerEstimates {
         e.free_memory = Some(status.free_memory_bytes);
     }
 
+    /// [`Self::on_status`] for every tracked peer that `status` has a
+    /// status of, in one pass over the peers (no lookup, no eviction: only
+    /// peers already tracked are touched). A status whose `node` is not
+    /// the peer it was asked for is ignored.
+    pub fn on_status_each(
+        &mut self,
+        now: Millis,
+        mut status: impl FnMut(&NodeId) -> Option<NodeStatus>,
+    ) {
+        for (id, e) in self.peers.iter_mut() {
+            let Some(st) = status(id) else { continue };
+            if st.node != *id {
+                continue;
+            }
+            if now > e.last_seen {
+                e.last_seen = now;
+            }
+            e.speed_prior = st.speed_class.nominal_speed();
+            e.free_slots = Some(st.free_slots);
+            e.free_memory = Some(st.free_memory_bytes);
+        }
+    }
+
     /// RTT to `peer`, ms.
     pub fn rtt_ms(&self, peer: &NodeId, now: Millis) -> f64 {
+        self.rtt_of(self.peers.get(peer), now)
+    }
+
+    fn rtt_of(&self, e: Option<&PeerEntry>, now: Millis) -> f64 {
         let prior = self.cfg.prior_rtt_ms;
-        self.peers
-            .get(peer)
-            .map_or(prior, |e| Ewma::at(&e.rtt, prior, now, &self.cfg))
+        e.map_or(prior, |e| Ewma::at(&e.rtt, prior, now, &self.cfg))
     }
 
     /// Bandwidth with `peer` in direction `dir`, bytes per ms.
     pub fn bandwidth(&self, peer: &NodeId, dir: Direction, now: Millis) -> f64 {
+        self.bandwidth_of(self.peers.get(peer), dir, now)
+    }
+
+    fn bandwidth_of(&self, e: Option<&PeerEntry>, dir: Direction, now: Millis) -> f64 {
         let prior = self.cfg.prior_bandwidth;
-        let v = self.peers.get(peer).map_or(prior, |e| {
+        let v = e.map_or(prior, |e| {
             let slot = match dir {
                 Direction::Inbound => &e.bw_in,
                 Direction::Outbound => &e.bw_out,
@@ -304,11 +333,13 @@ impl PeerEstimates {
 
     /// Compute speed of `peer` for `kind`, reference-ms per ms.
     pub fn speed(&self, peer: &NodeId, kind: TaskKind, now: Millis) -> f64 {
-        self.peers
-            .get(peer)
-            .map_or(SpeedClass::Small.nominal_speed(), |e| {
-                Ewma::at(&e.speed[kind_index(kind)], e.speed_prior, now, &self.cfg)
-            })
+        self.speed_of(self.peers.get(peer), kind, now)
+    }
+
+    fn speed_of(&self, e: Option<&PeerEntry>, kind: TaskKind, now: Millis) -> f64 {
+        e.map_or(SpeedClass::Small.nominal_speed(), |e| {
+            Ewma::at(&e.speed[kind_index(kind)], e.speed_prior, now, &self.cfg)
+        })
     }
 
     /// This node's compute speed for `kind`.
@@ -337,6 +368,18 @@ impl PeerEstimates {
         self.peers.keys().copied()
     }
 
+    /// Peers currently tracked, in the order of [`Self::peers`], each with
+    /// its estimates at hand: the same answers as the by-id getters,
+    /// without a map lookup per question (an owner scores every peer for
+    /// every auction).
+    pub fn peer_refs(&self) -> impl Iterator<Item = PeerRef<'_>> + '_ {
+        self.peers.iter().map(move |(id, e)| PeerRef {
+            est: self,
+            id: *id,
+            e,
+        })
+    }
+
     /// Number of peers tracked.
     pub fn len(&self) -> usize {
         self.peers.len()
@@ -350,6 +393,46 @@ impl PeerEstimates {
     /// When `peer` was last seen.
     pub fn last_seen(&self, peer: &NodeId) -> Option<Millis> {
         self.peers.get(peer).map(|e| e.last_seen)
+    }
+}
+
+/// One tracked peer and its estimates (see [`PeerEstimates::peer_refs`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerRef<'a> {
+    est: &'a PeerEstimates,
+    id: NodeId,
+    e: &'a PeerEntry,
+}
+
+impl PeerRef<'_> {
+    /// The peer.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// As [`PeerEstimates::rtt_ms`].
+    pub fn rtt_ms(&self, now: Millis) -> f64 {
+        self.est.rtt_of(Some(self.e), now)
+    }
+
+    /// As [`PeerEstimates::bandwidth`].
+    pub fn bandwidth(&self, dir: Direction, now: Millis) -> f64 {
+        self.est.bandwidth_of(Some(self.e), dir, now)
+    }
+
+    /// As [`PeerEstimates::speed`].
+    pub fn speed(&self, kind: TaskKind, now: Millis) -> f64 {
+        self.est.speed_of(Some(self.e), kind, now)
+    }
+
+    /// As [`PeerEstimates::free_slots`].
+    pub fn free_slots(&self) -> Option<u16> {
+        self.e.free_slots
+    }
+
+    /// As [`PeerEstimates::free_memory`].
+    pub fn free_memory(&self) -> Option<u64> {
+        self.e.free_memory
     }
 }
 

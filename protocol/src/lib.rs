@@ -113,7 +113,7 @@ pub use codec::{
     MAX_GOSSIP_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL_REQ, TOPIC_MODEL,
     TOPIC_STATUS, WIRE_VERSION,
 };
-pub use estimates::{Direction, EstimatesConfig, PeerEstimates};
+pub use estimates::{Direction, EstimatesConfig, PeerEstimates, PeerRef};
 pub use merge::{MergeConfig, MergeScheduler, MergeStats, PullOutcome};
 pub use msg::{
     Addr, Bid, BlobRef, CancelReason, Chunk, GossipMessage, ModelDigest, ModelKind, NodeStatus,

@@ -508,20 +508,22 @@ impl Owner {
             .map(|b| b.size)
             .fold(0u64, u64::saturating_add);
         let mut scored: Vec<(f64, u64, NodeId)> = est
-            .peers()
-            .filter(|p| *p != self.me)
-            .filter(|p| est.free_memory(p).is_none_or(|m| m >= spec.memory_bytes))
-            .map(|p| {
-                let h = held(&p);
-                let missing = total.saturating_sub(h);
-                let s = est.rtt_ms(&p, now)
-                    + spec.compute_cost as f64 / est.speed(&p, spec.kind, now)
-                    + missing as f64 / est.bandwidth(&p, Direction::Outbound, now);
-                (s, h, p)
-            })
+            .peer_refs()
+            .filter(|p| p.id() != self.me)
+            .filter(|p| p.free_memory().is_none_or(|m| m >= spec.memory_bytes))
             // A peer without a free slot is only worth asking when it holds
             // data: its bid then weighs its queue against the transfer.
-            .filter(|(_, h, p)| *h > 0 || est.free_slots(p) != Some(0))
+            .filter_map(|p| {
+                let h = held(&p.id());
+                if h == 0 && p.free_slots() == Some(0) {
+                    return None;
+                }
+                let missing = total.saturating_sub(h);
+                let s = p.rtt_ms(now)
+                    + spec.compute_cost as f64 / p.speed(spec.kind, now)
+                    + missing as f64 / p.bandwidth(Direction::Outbound, now);
+                Some((s, h, p.id()))
+            })
             .collect();
         scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
         // Data gravity: up to half the invitations (at least one) go to the

@@ -23,7 +23,7 @@ use shoal_protocol::{
     TaskId, TaskOutput, TaskSpec,
 };
 
-use super::net::{FlowId, Net, MAX_PATH};
+use super::net::{Completion, CompletionQueue, Due, FlowId, Net, MAX_PATH};
 use super::rng::Rng;
 use super::topology::Topology;
 use super::workload::Workload;
@@ -250,6 +250,9 @@ pub struct Sim<'a> {
     now: f64,
     seq: u64,
     heap: BinaryHeap<Entry>,
+    // Flow completions, kept apart from `heap` (see `CompletionQueue`).
+    due: CompletionQueue,
+    changed: Vec<Completion>,
     net: Net,
     nodes: Vec<Node>,
     jobs: Vec<Job>,
@@ -352,6 +355,8 @@ impl<'a> Sim<'a> {
             now: 0.0,
             seq: 0,
             heap: BinaryHeap::new(),
+            due: CompletionQueue::default(),
+            changed: Vec::new(),
             net: Net::new(s.topo.capacity.clone()),
             nodes,
             jobs: Vec::new(),
@@ -420,13 +425,33 @@ impl<'a> Sim<'a> {
     /// happen, or `horizon_ms` passes); returns the counters.
     pub fn run(mut self, horizon_ms: f64) -> RunStats {
         let total = self.s.work.tasks.len();
-        while let Some(e) = self.heap.pop() {
-            if e.at > horizon_ms {
+        loop {
+            // The next event is the earlier of the two queues' heads, by
+            // time then sequence number, as if they were one heap.
+            let flow_first = match (self.heap.peek(), self.due.peek()) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(e), Some(d)) => d.at.total_cmp(&e.at).then(d.seq.cmp(&e.seq)).is_lt(),
+            };
+            let (at, ev) = if flow_first {
+                let Some(d) = self.due.pop() else { break };
+                (
+                    d.at,
+                    Ev::FlowDone {
+                        flow: d.flow,
+                        version: d.version,
+                    },
+                )
+            } else {
+                let Some(e) = self.heap.pop() else { break };
+                (e.at, e.ev)
+            };
+            if at > horizon_ms {
                 break;
             }
-            self.now = e.at;
+            self.now = at;
             self.st.events += 1;
-            self.handle(e.ev);
+            self.handle(ev);
             if self.finished >= total {
                 break;
             }
@@ -863,20 +888,25 @@ impl<'a> Sim<'a> {
     }
 
     fn schedule_flows(&mut self) {
-        for c in self.net.take_changed() {
-            self.push(
-                c.at,
-                Ev::FlowDone {
-                    flow: c.flow,
-                    version: c.version,
-                },
-            );
+        let mut changed = std::mem::take(&mut self.changed);
+        self.net.take_changed_into(&mut changed);
+        for c in changed.drain(..) {
+            // Numbered and clamped as `push` does for other events.
+            self.seq += 1;
+            self.due.set(Due {
+                at: c.at.max(self.now),
+                seq: self.seq,
+                flow: c.flow,
+                version: c.version,
+            });
         }
+        self.changed = changed;
     }
 
     fn stop_flow(&mut self, f: FlowId) -> Option<FlowMeta> {
         let meta = self.flow_meta.get_mut(f as usize)?.take()?;
         let left = self.net.stop(self.now, f).unwrap_or(0.0);
+        self.due.remove(f);
         let moved = (meta.bytes - left).max(0.0);
         self.count_bytes(meta.src, meta.dst, moved);
         if let Some(job) = self.jobs.get_mut(meta.job as usize) {
@@ -1612,17 +1642,12 @@ impl<'a> Sim<'a> {
                 self.seed_peer(owner, h);
             }
         }
-        let Some(est) = self.nodes[o].est.as_ref() else {
-            return;
-        };
-        let peers: Vec<NodeId> = est.peers().collect();
-        for p in peers {
-            let Some(pi) = idx(&p) else { continue };
-            let st = self.status_of(pi);
-            if let Some(est) = self.nodes[o].est.as_mut() {
-                est.on_status(&st, now);
-            }
+        // Every known peer's status, in one pass over the estimates.
+        let mut est = self.nodes[o].est.take();
+        if let Some(e) = est.as_mut() {
+            e.on_status_each(now, |p| idx(p).map(|pi| self.status_of(pi)));
         }
+        self.nodes[o].est = est;
     }
 
     fn status_of(&self, p: u32) -> NodeStatus {

@@ -48,7 +48,7 @@ pub struct Completion {
     pub at: f64,
 }
 
-#[derive(PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Share(f64, LinkId, u32);
 impl Eq for Share {}
 impl PartialOrd for Share {
@@ -79,6 +79,15 @@ pub struct Net {
     rem: Vec<f64>,
     cnt: Vec<u32>,
     gen: Vec<u32>,
+    key: Vec<f64>,
+    // Per flow: the smallest capacity on its path, the link that has it,
+    // and the smallest capacity of the other links (infinite if none).
+    bound: Vec<(f64, LinkId, f64)>,
+    comp_links: Vec<LinkId>,
+    comp_flows: Vec<FlowId>,
+    stack: Vec<LinkId>,
+    new_rates: Vec<(FlowId, f64)>,
+    heap: BinaryHeap<Share>,
     active: usize,
 }
 
@@ -99,6 +108,13 @@ impl Net {
             rem: vec![0.0; n],
             cnt: vec![0; n],
             gen: vec![0; n],
+            key: vec![0.0; n],
+            bound: Vec::new(),
+            comp_links: Vec::new(),
+            comp_flows: Vec::new(),
+            stack: Vec::new(),
+            new_rates: Vec::new(),
+            heap: BinaryHeap::new(),
             active: 0,
         }
     }
@@ -135,6 +151,12 @@ impl Net {
         std::mem::take(&mut self.changed)
     }
 
+    /// Moves the completions whose time changed since the last call into
+    /// `out` (which keeps its allocation).
+    pub fn take_changed_into(&mut self, out: &mut Vec<Completion>) {
+        out.append(&mut self.changed);
+    }
+
     /// Starts a flow of `bytes` over `path` (1 to [`MAX_PATH`] links).
     pub fn start(&mut self, now: f64, path: &[LinkId], bytes: f64) -> FlowId {
         let len = path.len().clamp(1, MAX_PATH);
@@ -146,6 +168,7 @@ impl Net {
                 self.flows.push(None);
                 self.versions.push(0);
                 self.flow_mark.push(0);
+                self.bound.push((f64::INFINITY, 0, f64::INFINITY));
                 (self.flows.len() - 1) as FlowId
             }
         };
@@ -159,9 +182,17 @@ impl Net {
             updated: now,
             version: v,
         });
+        let mut b = (f64::INFINITY, p[0], f64::INFINITY);
         for l in &p[..len] {
             self.on_link[*l as usize].push(id);
+            let c = self.cap[*l as usize];
+            if c < b.0 {
+                b = (c, *l, b.0);
+            } else if c < b.2 {
+                b.2 = c;
+            }
         }
+        self.bound[id as usize] = b;
         self.active += 1;
         self.recompute(now, &p[..len]);
         id
@@ -187,9 +218,18 @@ impl Net {
     fn recompute(&mut self, now: f64, seeds: &[LinkId]) {
         self.stamp += 1;
         let stamp = self.stamp;
-        let mut links: Vec<LinkId> = Vec::new();
-        let mut flows: Vec<FlowId> = Vec::new();
-        let mut stack: Vec<LinkId> = Vec::new();
+        // The scratch vectors live in `self` so that a recomputation (one
+        // per flow start and stop) does not allocate.
+        let mut links = std::mem::take(&mut self.comp_links);
+        let mut flows = std::mem::take(&mut self.comp_flows);
+        let mut stack = std::mem::take(&mut self.stack);
+        let mut new_rates = std::mem::take(&mut self.new_rates);
+        let mut heap = std::mem::take(&mut self.heap);
+        links.clear();
+        flows.clear();
+        stack.clear();
+        new_rates.clear();
+        heap.clear();
         for l in seeds {
             if self.link_mark[*l as usize] != stamp {
                 self.link_mark[*l as usize] = stamp;
@@ -222,21 +262,62 @@ impl Net {
             }
         }
         // Progressive filling with a lazy min-heap of per-link fair shares.
-        let mut heap = BinaryHeap::with_capacity(links.len());
+        //
+        // Freezing a flow at the current minimum share s never lowers the
+        // share of another link j it crosses: (rem - s) / (cnt - 1) >=
+        // rem / cnt whenever s <= rem / cnt. So a link's entry need not be
+        // replaced each time one of its flows freezes (that was one heap
+        // push per flow and link, the bulk of the work in a big
+        // component): `key[j]` is the share of j's one valid entry, which
+        // is at most its current share. A popped entry whose share is out
+        // of date goes back with the current one; an update that does
+        // lower a share (rounding) is pushed at once. The popped entry
+        // whose key is current is therefore the minimum (share, link) over
+        // all links, exactly as with eager updates, and the rates come out
+        // bit for bit the same.
+        //
+        // A link that cannot fill never freezes anything, and in a big
+        // component most links are such (a fast access link whose few
+        // flows all cross a slow uplink), so they stay out of the heap. A
+        // flow's rate is the share of the link that freezes it, at most
+        // that link's capacity: if the flows of link j could not fill j
+        // even each at the smallest capacity on the rest of its path, j
+        // is never the link with the smallest share while it still has
+        // unfrozen flows (at that moment it would fill). The margin
+        // covers rounding. Such a link gets key -inf, so it is never
+        // pushed; its `rem` and `cnt` are still kept and read by nobody.
         for l in &links {
             let i = *l as usize;
             self.rem[i] = self.cap[i];
             self.cnt[i] = self.on_link[i].len() as u32;
             self.gen[i] = 0;
-            if self.cnt[i] > 0 {
-                heap.push(Share(self.rem[i] / f64::from(self.cnt[i]), *l, 0));
+            if self.cnt[i] == 0 {
+                continue;
             }
+            let mut most = 0.0;
+            for f in &self.on_link[i] {
+                let (m1, at, m2) = self.bound[*f as usize];
+                most += if at == *l { m2 } else { m1 };
+            }
+            if most < self.cap[i] * (1.0 - 1e-6) {
+                self.key[i] = f64::NEG_INFINITY;
+                continue;
+            }
+            let s = self.rem[i] / f64::from(self.cnt[i]);
+            self.key[i] = s;
+            heap.push(Share(s, *l, 0));
         }
         let frozen = stamp.wrapping_add(1 << 63);
-        let mut new_rates: Vec<(FlowId, f64)> = Vec::with_capacity(flows.len());
         while let Some(Share(share, l, g)) = heap.pop() {
             let i = l as usize;
             if g != self.gen[i] || self.cnt[i] == 0 {
+                continue;
+            }
+            let cur = self.rem[i] / f64::from(self.cnt[i]);
+            if cur.total_cmp(&share).is_ne() {
+                self.gen[i] += 1;
+                self.key[i] = cur;
+                heap.push(Share(cur, l, self.gen[i]));
                 continue;
             }
             for k in 0..self.on_link[i].len() {
@@ -254,20 +335,20 @@ impl Net {
                         }
                         self.rem[j] = (self.rem[j] - share).max(0.0);
                         self.cnt[j] -= 1;
-                        self.gen[j] += 1;
                         if self.cnt[j] > 0 {
-                            heap.push(Share(
-                                self.rem[j] / f64::from(self.cnt[j]),
-                                *l2,
-                                self.gen[j],
-                            ));
+                            let s = self.rem[j] / f64::from(self.cnt[j]);
+                            if s.total_cmp(&self.key[j]).is_lt() {
+                                self.gen[j] += 1;
+                                self.key[j] = s;
+                                heap.push(Share(s, *l2, self.gen[j]));
+                            }
                         }
                     }
                 }
             }
             self.cnt[i] = 0;
         }
-        for (f, rate) in new_rates {
+        for (f, rate) in new_rates.drain(..) {
             let Some(fl) = self.flows[f as usize].as_mut() else {
                 continue;
             };
@@ -284,6 +365,160 @@ impl Net {
                 at: now + fl.remaining / rate,
             });
         }
+        self.comp_links = links;
+        self.comp_flows = flows;
+        self.stack = stack;
+        self.new_rates = new_rates;
+        self.heap = heap;
+    }
+}
+
+/// The pending completion of each flow, earliest first: an indexed binary
+/// heap keyed by flow id, so that a rescheduled completion replaces the old
+/// one in place.
+///
+/// Every recomputation reschedules the completion of every flow whose rate
+/// changed, thousands of them when many flows share a saturated uplink. As
+/// events in the simulator's main heap, the superseded completions stayed
+/// there until their time came and grew it to millions of entries; here a
+/// flow has at most one entry. Entries carry the sequence number they would
+/// have had as events, so merging this queue with the main heap on
+/// (time, sequence) gives the same order of events.
+#[derive(Debug, Clone, Default)]
+pub struct CompletionQueue {
+    heap: Vec<Due>,
+    // Position of each flow's entry in `heap`, plus one (0: none).
+    pos: Vec<u32>,
+}
+
+/// A scheduled completion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Due {
+    /// Time, ms.
+    pub at: f64,
+    /// Sequence number (tie-break on equal times).
+    pub seq: u64,
+    /// The flow.
+    pub flow: FlowId,
+    /// The flow's version when it was scheduled.
+    pub version: u32,
+}
+
+impl Due {
+    fn before(&self, o: &Due) -> bool {
+        self.at.total_cmp(&o.at).then(self.seq.cmp(&o.seq)) == Ordering::Less
+    }
+}
+
+impl CompletionQueue {
+    /// Pending completions.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// No completion pending.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// The earliest completion.
+    pub fn peek(&self) -> Option<&Due> {
+        self.heap.first()
+    }
+
+    /// Schedules `d`, replacing the pending completion of `d.flow` if any.
+    pub fn set(&mut self, d: Due) {
+        let f = d.flow as usize;
+        if self.pos.len() <= f {
+            self.pos.resize(f + 1, 0);
+        }
+        match self.pos[f] {
+            0 => {
+                self.heap.push(d);
+                let i = self.heap.len() - 1;
+                self.pos[f] = i as u32 + 1;
+                self.up(i);
+            }
+            p => {
+                let i = p as usize - 1;
+                self.heap[i] = d;
+                self.fix(i);
+            }
+        }
+    }
+
+    /// Drops the pending completion of `flow`, if any.
+    pub fn remove(&mut self, flow: FlowId) {
+        let Some(p) = self.pos.get(flow as usize).copied() else {
+            return;
+        };
+        if p == 0 {
+            return;
+        }
+        self.pos[flow as usize] = 0;
+        let i = p as usize - 1;
+        let last = self.heap.len() - 1;
+        if i != last {
+            self.heap.swap(i, last);
+            self.heap.pop();
+            self.pos[self.heap[i].flow as usize] = i as u32 + 1;
+            self.fix(i);
+        } else {
+            self.heap.pop();
+        }
+    }
+
+    /// Takes the earliest completion.
+    pub fn pop(&mut self) -> Option<Due> {
+        let d = *self.heap.first()?;
+        self.remove(d.flow);
+        Some(d)
+    }
+
+    fn fix(&mut self, i: usize) {
+        if i > 0 && self.heap[i].before(&self.heap[(i - 1) / 2]) {
+            self.up(i);
+        } else {
+            self.down(i);
+        }
+    }
+
+    fn place(&mut self, i: usize) {
+        self.pos[self.heap[i].flow as usize] = i as u32 + 1;
+    }
+
+    fn up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if !self.heap[i].before(&self.heap[parent]) {
+                break;
+            }
+            self.heap.swap(i, parent);
+            self.place(i);
+            i = parent;
+        }
+        self.place(i);
+    }
+
+    fn down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        loop {
+            let (a, b) = (2 * i + 1, 2 * i + 2);
+            let mut m = i;
+            if a < n && self.heap[a].before(&self.heap[m]) {
+                m = a;
+            }
+            if b < n && self.heap[b].before(&self.heap[m]) {
+                m = b;
+            }
+            if m == i {
+                break;
+            }
+            self.heap.swap(i, m);
+            self.place(i);
+            i = m;
+        }
+        self.place(i);
     }
 }
 
@@ -374,5 +609,35 @@ mod tests {
         let _b = n.start(1.0, &[1], 100.0);
         // Only b's completion is (re)scheduled.
         assert_eq!(n.take_changed().len(), 1);
+    }
+
+    #[test]
+    fn completion_queue_keeps_one_entry_per_flow_in_time_then_seq_order() {
+        let mut q = CompletionQueue::default();
+        let d = |at: f64, seq: u64, flow: FlowId| Due {
+            at,
+            seq,
+            flow,
+            version: 0,
+        };
+        q.set(d(5.0, 1, 0));
+        q.set(d(3.0, 2, 1));
+        q.set(d(3.0, 3, 2));
+        q.set(d(9.0, 4, 3));
+        // Rescheduling replaces: flow 0 moves later, flow 3 earlier.
+        q.set(d(7.0, 5, 0));
+        q.set(d(1.0, 6, 3));
+        q.remove(2);
+        q.remove(2);
+        assert_eq!(q.len(), 3);
+        let order: Vec<FlowId> = std::iter::from_fn(|| q.pop()).map(|x| x.flow).collect();
+        assert_eq!(order, vec![3, 1, 0]);
+        assert!(q.is_empty());
+        // Equal times go by sequence number.
+        for (i, f) in [4u32, 2, 7, 1].iter().enumerate() {
+            q.set(d(2.0, 10 - i as u64, *f));
+        }
+        let order: Vec<FlowId> = std::iter::from_fn(|| q.pop()).map(|x| x.flow).collect();
+        assert_eq!(order, vec![1, 7, 2, 4]);
     }
 }
