@@ -916,8 +916,9 @@ impl Federated {
                     return Err(MergeError::Distrusted { class });
                 }
                 if window.len() >= self.cfg.min_validation {
-                    let cand = self.view_with(update.origin, Some(&model));
-                    let cur = self.view_with(update.origin, None);
+                    let out = self.distrusted();
+                    let cand = self.merged_stats(Some(update.origin), Some(&model), &out);
+                    let cur = self.merged_stats(Some(update.origin), None, &out);
                     self.check_drop(window, &cur, &cand)?;
                 }
             }
@@ -1091,12 +1092,11 @@ impl Federated {
             .collect()
     }
 
-    /// The local statistics merged with every seated, trusted peer's
-    /// except `skip`'s, and `with` on top.
-    fn merged_stats(&self, skip: Option<Origin>, with: Option<&Model>) -> Model {
+    /// The local statistics merged with every seated peer's except
+    /// `skip`'s and the distrusted ones (`out`), and `with` on top.
+    fn merged_stats(&self, skip: Option<Origin>, with: Option<&Model>, out: &[Origin]) -> Model {
         let mut v = self.local.clone();
         if let Model::NaiveBayes(acc) = &mut v {
-            let out = self.distrusted();
             for (o, p) in &self.peers {
                 if Some(*o) == skip || out.contains(o) {
                     continue;
@@ -1112,12 +1112,9 @@ impl Federated {
         v
     }
 
-    fn view_with(&self, origin: Origin, with: Option<&Model>) -> Model {
-        self.merged_stats(Some(origin), with)
-    }
-
     fn rebuild_view(&mut self) {
-        self.view = (self.strategy == Strategy::Exact).then(|| self.merged_stats(None, None));
+        self.view = (self.strategy == Strategy::Exact)
+            .then(|| self.merged_stats(None, None, &self.distrusted()));
     }
 
     /// Forget the least recently updated origins past `max_peers`, and

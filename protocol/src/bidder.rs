@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::Action;
 use crate::estimates::{Direction, PeerEstimates};
-use crate::msg::{Bid, CancelReason, Request, TaskOutput, TaskResult, TaskSpec};
+use crate::msg::{Bid, BlobRef, CancelReason, Request, TaskOutput, TaskResult, TaskSpec};
 use crate::types::{Epoch, Hash, Millis, NodeId, TaskId};
 
 /// Tuning of a [`Bidder`].
@@ -246,22 +246,9 @@ impl Bidder {
             .filter(|b| !(ctx.has_blob)(&b.hash))
             .collect();
         let share = (ctx.inbound_transfers + missing.len()).max(1) as f64;
-        let mut transfer_in = 0f64;
-        let mut non_local: u64 = 0;
-        for b in &missing {
-            let best = b
-                .holders
-                .iter()
-                .filter(|h| **h != self.me)
-                .map(|h| {
-                    est.rtt_ms(h, now)
-                        + b.size as f64 * share / est.bandwidth(h, Direction::Inbound, now)
-                })
-                .min_by(f64::total_cmp)
-                .ok_or(NoBid::NoHolder(b.hash))?;
-            transfer_in = transfer_in.max(best);
-            non_local = non_local.saturating_add(b.size);
-        }
+        let (transfer_in, mut non_local) =
+            fetch_estimate(self.me, missing.iter().copied(), est, now, share)
+                .map_err(NoBid::NoHolder)?;
         let transfer_out =
             est.transfer_ms(&spec.owner, Direction::Outbound, spec.output_bytes, now);
         non_local = non_local.saturating_add(spec.output_bytes);
@@ -636,6 +623,36 @@ impl Bidder {
             }
         }
     }
+}
+
+/// Fetching `missing` inputs to `me`, each from its best holder (RTT +
+/// size × `share` / inbound bandwidth, `share` the transfers splitting the
+/// downlink): the slowest fetch, ms, and the bytes; or the hash of an
+/// input no other node holds.
+pub(crate) fn fetch_estimate<'a>(
+    me: NodeId,
+    missing: impl Iterator<Item = &'a BlobRef>,
+    est: &PeerEstimates,
+    now: Millis,
+    share: f64,
+) -> Result<(f64, u64), Hash> {
+    let mut slowest = 0f64;
+    let mut bytes: u64 = 0;
+    for b in missing {
+        let best = b
+            .holders
+            .iter()
+            .filter(|h| **h != me)
+            .map(|h| {
+                est.rtt_ms(h, now)
+                    + b.size as f64 * share / est.bandwidth(h, Direction::Inbound, now)
+            })
+            .min_by(f64::total_cmp)
+            .ok_or(b.hash)?;
+        slowest = slowest.max(best);
+        bytes = bytes.saturating_add(b.size);
+    }
+    Ok((slowest, bytes))
 }
 
 #[cfg(test)]

@@ -987,17 +987,9 @@ fn own_quote(
     if !cfg.run_locally || !spec.inputs.iter().any(|b| b.holders.contains(&me)) {
         return None;
     }
-    let mut transfer: f64 = 0.0;
-    let mut missing: u64 = 0;
-    for b in spec.inputs.iter().filter(|b| !b.holders.contains(&me)) {
-        let best = b
-            .holders
-            .iter()
-            .map(|h| est.rtt_ms(h, now) + b.size as f64 / est.bandwidth(h, Direction::Inbound, now))
-            .min_by(f64::total_cmp)?;
-        transfer = transfer.max(best);
-        missing = missing.saturating_add(b.size);
-    }
+    let missing_inputs = spec.inputs.iter().filter(|b| !b.holders.contains(&me));
+    let (transfer, missing) =
+        crate::bidder::fetch_estimate(me, missing_inputs, est, now, 1.0).ok()?;
     let time = est.local_wait_ms() as f64
         + spec.compute_cost as f64 / est.local_speed(spec.kind, now)
         + transfer;
@@ -1080,6 +1072,36 @@ mod tests {
         })
     }
 
+    /// A task of node 0 reading one `size`-byte blob that `holder` holds.
+    fn one_input_task(
+        id: u128,
+        kind: TaskKind,
+        compute_cost: u64,
+        deadline_in_ms: u64,
+        holder: u64,
+        size: u64,
+    ) -> TaskSpec {
+        let mut holders = BoundedVec::new();
+        assert!(holders.try_push(n(holder)).is_ok());
+        let mut inputs = BoundedVec::new();
+        let blob = BlobRef {
+            hash: Hash([1; 32]),
+            size,
+            holders,
+        };
+        assert!(inputs.try_push(blob).is_ok());
+        TaskSpec {
+            id: TaskId(id),
+            owner: n(0),
+            kind,
+            inputs,
+            compute_cost,
+            memory_bytes: 1,
+            output_bytes: 1,
+            deadline_in_ms,
+        }
+    }
+
     #[test]
     fn the_data_holder_is_always_invited() {
         // Eight peers; the one holding the input (peer 8) looks the worst by
@@ -1091,25 +1113,7 @@ mod tests {
             est.on_ping(n(i), if i == 8 { 5_000 } else { 1 }, Millis(0));
         }
         let mut o = Owner::new(n(0), OwnerConfig::default());
-        let mut holders = BoundedVec::new();
-        assert!(holders.try_push(n(8)).is_ok());
-        let mut inputs = BoundedVec::new();
-        let blob = BlobRef {
-            hash: Hash([1; 32]),
-            size: 10,
-            holders,
-        };
-        assert!(inputs.try_push(blob).is_ok());
-        let spec = TaskSpec {
-            id: TaskId(9),
-            owner: n(0),
-            kind: TaskKind::Evaluate,
-            inputs,
-            compute_cost: 100,
-            memory_bytes: 1,
-            output_bytes: 1,
-            deadline_in_ms: 60_000,
-        };
+        let spec = one_input_task(9, TaskKind::Evaluate, 100, 60_000, 8, 10);
         let a = o.submit(spec, Millis(0), &est).unwrap();
         let invited: Vec<NodeId> = a
             .iter()
@@ -1134,25 +1138,7 @@ mod tests {
             est.on_seen(n(1), Millis(0));
             est.set_local_wait_ms(wait_ms);
             let mut o = Owner::new(n(0), OwnerConfig::default());
-            let mut holders = BoundedVec::new();
-            assert!(holders.try_push(n(0)).is_ok());
-            let mut inputs = BoundedVec::new();
-            let blob = BlobRef {
-                hash: Hash([1; 32]),
-                size: 1_000_000,
-                holders,
-            };
-            assert!(inputs.try_push(blob).is_ok());
-            let spec = TaskSpec {
-                id: TaskId(5),
-                owner: n(0),
-                kind: TaskKind::Train,
-                inputs,
-                compute_cost: 400,
-                memory_bytes: 1,
-                output_bytes: 1,
-                deadline_in_ms: 600_000,
-            };
+            let spec = one_input_task(5, TaskKind::Train, 400, 600_000, 0, 1_000_000);
             o.submit(spec, Millis(0), &est).unwrap();
             let e = o.epoch(&TaskId(5)).unwrap();
             o.on_request(n(1), &bid(TaskId(5), e, 1, 1, 1_000_000), Millis(1), &est)

@@ -358,7 +358,11 @@ impl MarketLoop {
                         if let Request::Bid(b) = &request {
                             self.note_bid(from, b);
                         }
-                        self.sync_local_wait(now);
+                        if matches!(request, Request::Bid(_)) {
+                            // Only a bid (or a tick) closes an auction,
+                            // where the owner quotes itself.
+                            self.sync_local_wait(now);
+                        }
                         let a = self.owner.on_request(from, &request, now, &self.est);
                         let touched: Vec<TaskId> = task.into_iter().collect();
                         self.after_owner(a, &touched, now);
@@ -553,8 +557,7 @@ impl MarketLoop {
         self.est.set_local_wait_ms(self.bidder.queue_wait_ms(now));
     }
 
-    fn view_for(&mut self, target: Option<NodeId>, now: Millis) -> PeerEstimates {
-        self.sync_local_wait(now);
+    fn view_for(&self, target: Option<NodeId>, now: Millis) -> PeerEstimates {
         let mut v = self.est.clone();
         if let Some(t) = target {
             // A baseline placement decides alone: the owner must not keep

@@ -517,7 +517,6 @@ impl<'a> Sim<'a> {
             let spec = spec_of(self.s, t, self.now - self.s.work.tasks[t as usize].arrival);
             let now = self.ms();
             let n = &mut self.nodes[owner as usize];
-            sync_local_wait(n, now);
             if let (Some(o), Some(est)) = (n.owner.as_mut(), n.est.as_ref()) {
                 match o.submit(spec, now, est) {
                     Ok(a) => self.apply(owner, true, a),
@@ -648,7 +647,11 @@ impl<'a> Sim<'a> {
         match req {
             Request::Bid(_) | Request::AwardAck { .. } | Request::Heartbeat { .. } => {
                 let n = &mut self.nodes[me];
-                sync_local_wait(n, now);
+                if matches!(req, Request::Bid(_)) {
+                    // Only a bid (or a tick) can close an auction, where the
+                    // owner quotes itself.
+                    sync_local_wait(n, now);
+                }
                 if let (Some(o), Some(est)) = (n.owner.as_mut(), n.est.as_ref()) {
                     let a = o.on_request(nid(from), req, now, est);
                     self.apply(to, true, a);
@@ -667,7 +670,6 @@ impl<'a> Sim<'a> {
                     }
                 }
                 let n = &mut self.nodes[me];
-                sync_local_wait(n, now);
                 if let (Some(o), Some(est)) = (n.owner.as_mut(), n.est.as_ref()) {
                     let a = o.on_request(nid(from), req, now, est);
                     self.apply(to, true, a);
@@ -1555,7 +1557,6 @@ impl<'a> Sim<'a> {
         let now = self.ms();
         if self.policy == Policy::Auction {
             let n = &mut self.nodes[i];
-            sync_local_wait(n, now);
             if let (Some(o), Some(est)) = (n.owner.as_mut(), n.est.as_ref()) {
                 let a = o.resume(now, est);
                 self.apply(node, true, a);
