@@ -71,6 +71,9 @@ pub struct Setup<'a> {
     pub seed: u64,
     /// Override of the auction's `lambda`.
     pub lambda: Option<f64>,
+    /// How often flow rates are brought back to max-min fairness, ms; 0:
+    /// at every flow start and stop (see [`Net::deferred`]).
+    pub rate_interval_ms: f64,
 }
 
 /// Raw outcome of one run.
@@ -175,6 +178,7 @@ enum Ev {
     Refresh(u32),
     Detect { task: u32, attempt: u32 },
     ResultRetry { job: u32 },
+    RateTick,
 }
 
 struct Entry {
@@ -266,6 +270,7 @@ pub struct Sim<'a> {
     finished: usize,
     base_msg_bytes: u64,
     owner_cfg: OwnerConfig,
+    tick_pending: bool,
 }
 
 fn nid(i: u32) -> NodeId {
@@ -357,7 +362,11 @@ impl<'a> Sim<'a> {
             heap: BinaryHeap::new(),
             due: CompletionQueue::default(),
             changed: Vec::new(),
-            net: Net::new(s.topo.capacity.clone()),
+            net: if s.rate_interval_ms > 0.0 {
+                Net::deferred(s.topo.capacity.clone())
+            } else {
+                Net::new(s.topo.capacity.clone())
+            },
             nodes,
             jobs: Vec::new(),
             flow_meta: Vec::new(),
@@ -377,6 +386,7 @@ impl<'a> Sim<'a> {
             finished: 0,
             base_msg_bytes,
             owner_cfg,
+            tick_pending: false,
         };
         for i in 0..n {
             sim.snap[i] = Snapshot {
@@ -462,6 +472,11 @@ impl<'a> Sim<'a> {
     fn handle(&mut self, ev: Ev) {
         match ev {
             Ev::Arrive(t) => self.arrive(t),
+            Ev::RateTick => {
+                self.tick_pending = false;
+                self.net.flush(self.now);
+                self.schedule_flows();
+            }
             Ev::Deliver { to, from, msg } => self.deliver(to, from, msg),
             Ev::OwnerTimer { node, gen } => {
                 let now = self.ms();
@@ -903,6 +918,14 @@ impl<'a> Sim<'a> {
             });
         }
         self.changed = changed;
+        if self.net.is_dirty() && !self.tick_pending {
+            // Rates are brought back to max-min fairness on a fixed grid
+            // of instants, so changes close in time share one recompute.
+            let q = self.s.rate_interval_ms;
+            let at = ((self.now / q).floor() + 1.0) * q;
+            self.tick_pending = true;
+            self.push(at, Ev::RateTick);
+        }
     }
 
     fn stop_flow(&mut self, f: FlowId) -> Option<FlowMeta> {

@@ -89,6 +89,13 @@ pub struct Net {
     new_rates: Vec<(FlowId, f64)>,
     heap: BinaryHeap<Share>,
     active: usize,
+    // Deferred mode (see [`Net::deferred`]): the links whose flows changed
+    // since the last [`Net::flush`], and the sum of the current rates on
+    // every link (what a starting flow may take before the next flush).
+    deferred: bool,
+    dirty: Vec<LinkId>,
+    dirty_mark: Vec<bool>,
+    used: Vec<f64>,
 }
 
 impl Net {
@@ -116,6 +123,56 @@ impl Net {
             new_rates: Vec::new(),
             heap: BinaryHeap::new(),
             active: 0,
+            deferred: false,
+            dirty: Vec::new(),
+            dirty_mark: vec![false; n],
+            used: vec![0.0; n],
+        }
+    }
+
+    /// A network whose rates are recomputed only on [`Net::flush`], not at
+    /// every flow start and stop.
+    ///
+    /// Between flushes a starting flow takes the capacity its path has to
+    /// spare (none, on a saturated link), and the capacity a stopped flow
+    /// leaves is spare; a flush sets every affected flow to its max-min
+    /// fair rate. No link ever carries more than its capacity. Flushing
+    /// every few tens of milliseconds models the time congestion control
+    /// takes to converge to a new fair share, and saves the recomputation
+    /// of a large component at every change.
+    pub fn deferred(capacities: Vec<f64>) -> Net {
+        let mut n = Net::new(capacities);
+        n.deferred = true;
+        n
+    }
+
+    /// Whether some rates wait for a [`Net::flush`].
+    pub fn is_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Recomputes the rates of every flow connected to a link whose flows
+    /// changed since the last flush.
+    pub fn flush(&mut self, now: f64) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let seeds = std::mem::take(&mut self.dirty);
+        for l in &seeds {
+            self.dirty_mark[*l as usize] = false;
+        }
+        self.recompute(now, &seeds);
+        let mut seeds = seeds;
+        seeds.clear();
+        self.dirty = seeds;
+    }
+
+    fn mark_dirty(&mut self, path: &[LinkId]) {
+        for l in path {
+            if !self.dirty_mark[*l as usize] {
+                self.dirty_mark[*l as usize] = true;
+                self.dirty.push(*l);
+            }
         }
     }
 
@@ -194,7 +251,29 @@ impl Net {
         }
         self.bound[id as usize] = b;
         self.active += 1;
-        self.recompute(now, &p[..len]);
+        if self.deferred {
+            // What the path has to spare until the next flush.
+            let spare = p[..len]
+                .iter()
+                .map(|l| self.cap[*l as usize] - self.used[*l as usize])
+                .fold(f64::INFINITY, f64::min);
+            if spare > 1e-9 {
+                for l in &p[..len] {
+                    self.used[*l as usize] += spare;
+                }
+                if let Some(fl) = self.flows[id as usize].as_mut() {
+                    fl.rate = spare;
+                    self.changed.push(Completion {
+                        flow: id,
+                        version: v,
+                        at: now + fl.remaining / spare,
+                    });
+                }
+            }
+            self.mark_dirty(&p[..len]);
+        } else {
+            self.recompute(now, &p[..len]);
+        }
         id
     }
 
@@ -210,7 +289,15 @@ impl Net {
         }
         self.free.push(flow);
         self.active -= 1;
-        self.recompute(now, f.links());
+        if self.deferred {
+            for l in f.links() {
+                let u = &mut self.used[*l as usize];
+                *u = (*u - f.rate).max(0.0);
+            }
+            self.mark_dirty(f.links());
+        } else {
+            self.recompute(now, f.links());
+        }
         Some(left)
     }
 
@@ -347,6 +434,20 @@ impl Net {
                 }
             }
             self.cnt[i] = 0;
+        }
+        if self.deferred {
+            // The component's links carry exactly its flows: their load is
+            // the sum of the new rates.
+            for l in &links {
+                self.used[*l as usize] = 0.0;
+            }
+            for (f, rate) in &new_rates {
+                if let Some(fl) = &self.flows[*f as usize] {
+                    for l in fl.links() {
+                        self.used[*l as usize] += rate.max(1e-9);
+                    }
+                }
+            }
         }
         for (f, rate) in new_rates.drain(..) {
             let Some(fl) = self.flows[f as usize].as_mut() else {
@@ -609,6 +710,79 @@ mod tests {
         let _b = n.start(1.0, &[1], 100.0);
         // Only b's completion is (re)scheduled.
         assert_eq!(n.take_changed().len(), 1);
+    }
+
+    /// Sum of the current rates on each link.
+    fn loads(n: &Net, ids: &[FlowId], links: usize) -> Vec<f64> {
+        let mut out = vec![0.0; links];
+        for f in ids {
+            if let Some(fl) = n.flows[*f as usize].as_ref() {
+                for l in fl.links() {
+                    out[*l as usize] += fl.rate;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn deferred_rates_stay_within_capacity_and_match_exact_ones_after_a_flush() {
+        let caps = vec![10.0, 10.0, 4.0];
+        let paths: [&[LinkId]; 5] = [&[0, 1], &[0], &[1], &[1, 2], &[2]];
+        let mut exact = Net::new(caps.clone());
+        let mut lazy = Net::deferred(caps.clone());
+        let mut ids = Vec::new();
+        for (k, p) in paths.iter().enumerate() {
+            let t = k as f64;
+            exact.start(t, p, 1e9);
+            ids.push(lazy.start(t, p, 1e9));
+            // Before a flush a new flow only takes what is spare.
+            for (l, load) in loads(&lazy, &ids, caps.len()).iter().enumerate() {
+                assert!(*load <= caps[l] + 1e-9, "link {l} carries {load}");
+            }
+            assert!(lazy.is_dirty());
+        }
+        lazy.flush(5.0);
+        assert!(!lazy.is_dirty());
+        close(&rates(&lazy, &ids), &rates(&exact, &ids));
+        // A stopped flow leaves spare capacity that the next flow takes at
+        // once; the flush then shares it out fairly again.
+        exact.stop(6.0, ids[1]);
+        lazy.stop(6.0, ids[1]);
+        let late = lazy.start(6.0, &[0], 1e9);
+        let late_exact = exact.start(6.0, &[0], 1e9);
+        assert!(lazy.rate(late).unwrap() > 0.0);
+        let live = [ids[0], ids[2], ids[3], ids[4], late];
+        for (l, load) in loads(&lazy, &live, caps.len()).iter().enumerate() {
+            assert!(*load <= caps[l] + 1e-9, "link {l} carries {load}");
+        }
+        lazy.flush(6.0);
+        let live_exact = [ids[0], ids[2], ids[3], ids[4], late_exact];
+        close(&rates(&lazy, &live), &rates(&exact, &live_exact));
+    }
+
+    #[test]
+    fn deferred_flow_with_nothing_spare_waits_for_the_flush_and_keeps_its_bytes() {
+        let mut n = Net::deferred(vec![10.0]);
+        let a = n.start(0.0, &[0], 100.0);
+        assert_eq!(
+            n.take_changed().len(),
+            1,
+            "the first flow takes the idle link"
+        );
+        let b = n.start(0.0, &[0], 100.0);
+        assert!(
+            n.take_changed().is_empty(),
+            "nothing spare: no completion yet"
+        );
+        assert_eq!(n.rate(b), Some(0.0));
+        // Half a unit later the flush splits the link; a has moved 5 bytes.
+        n.flush(0.5);
+        let ch = n.take_changed();
+        let ca = ch.iter().find(|c| c.flow == a).unwrap();
+        let cb = ch.iter().find(|c| c.flow == b).unwrap();
+        assert!((ca.at - (0.5 + 95.0 / 5.0)).abs() < 1e-9, "{ca:?}");
+        assert!((cb.at - (0.5 + 100.0 / 5.0)).abs() < 1e-9, "{cb:?}");
     }
 
     #[test]
