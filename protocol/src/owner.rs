@@ -44,12 +44,13 @@ pub struct OwnerConfig {
     /// intervals of the bidders.
     pub lease_ms: u64,
     /// Weight of non-local bytes in the score (see [`bid_score`]). The
-    /// default, 10, prices a megabyte moved at 10 s at the 1 MB/s reference
+    /// default, 20, prices a megabyte moved at 20 s at the 1 MB/s reference
     /// bandwidth: more than its transfer time, because a transfer also
     /// takes uplink share and energy from everyone on the path, which its
-    /// own time does not show. Measured in the simulator at 50 nodes
-    /// (docs/market.md): against lambda 1, 25-35 % fewer bytes for a mean
-    /// completion time within a second.
+    /// own time does not show. Swept in the simulator at 200 nodes
+    /// (docs/market.md): against 10, 5-11 % fewer bytes for 1-2 s more
+    /// mean completion; past 30 the bytes stop falling while the queues at
+    /// the data grow.
     pub lambda: f64,
     /// Bandwidth that converts bytes into ms in the score, bytes per ms.
     pub reference_bandwidth: f64,
@@ -71,7 +72,7 @@ impl Default for OwnerConfig {
             ack_timeout_ms: 1_500,
             award_resend_ms: 400,
             lease_ms: 4_000,
-            lambda: 10.0,
+            lambda: 20.0,
             reference_bandwidth: 1000.0,
             retry_backoff_ms: 2_000,
             run_locally: true,
@@ -1270,7 +1271,7 @@ mod tests {
     #[test]
     fn the_owner_keeps_a_task_whose_data_it_holds_unless_its_queue_is_long() {
         // The owner holds the task's 1 MB input; peer 1 bids 1 ms of work
-        // but would fetch the megabyte (10 s of score at lambda 10).
+        // but would fetch the megabyte (20 s of score at lambda 20).
         let run = |wait_ms: u64| {
             let mut est = PeerEstimates::new(EstimatesConfig::default(), SpeedClass::Desktop);
             est.on_seen(n(1), Millis(0));
@@ -1296,9 +1297,9 @@ mod tests {
     fn best_score_wins_ties_go_to_fewer_bytes_then_lower_id() {
         let (mut o, est, t) = setup();
         let e = o.epoch(&t).unwrap();
-        // lambda 10, reference 1000 B/ms: 2000 bytes cost 20 ms.
+        // lambda 20, reference 1000 B/ms: 1000 bytes cost 20 ms.
         o.on_request(n(3), &bid(t, e, 3, 100, 0), Millis(1), &est);
-        o.on_request(n(1), &bid(t, e, 1, 80, 2_000), Millis(1), &est);
+        o.on_request(n(1), &bid(t, e, 1, 80, 1_000), Millis(1), &est);
         // Uninvited or wrong-epoch bids do not count.
         assert!(o
             .on_request(n(9), &bid(t, e, 9, 1, 0), Millis(1), &est)
