@@ -1167,19 +1167,9 @@ mod tests {
         }
         let mut o = Owner::new(n(0), OwnerConfig::default());
         let spec = one_input_task(9, TaskKind::Evaluate, 100, 60_000, 8, 10);
-        let a = o.submit(spec, Millis(0), &est).unwrap();
-        let invited: Vec<NodeId> = a
-            .iter()
-            .filter_map(|x| match x {
-                Action::Send {
-                    to,
-                    msg: Request::TaskAnnounce { .. },
-                } => Some(*to),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(invited.len(), OwnerConfig::default().fanout);
-        assert!(invited.contains(&n(8)), "{invited:?}");
+        let got = invited(&o.submit(spec, Millis(0), &est).unwrap());
+        assert_eq!(got.len(), OwnerConfig::default().fanout);
+        assert!(got.contains(&n(8)), "{got:?}");
     }
 
     fn invited(a: &[Action]) -> Vec<NodeId> {
