@@ -9,6 +9,11 @@
 //! connected component and nothing else. Between changes every flow moves
 //! at a constant rate; the caller schedules each flow's completion from
 //! [`Net::take_changed`] and discards completions whose version is stale.
+//!
+//! A [`Net::deferred`] network recomputes only when told to
+//! ([`Net::flush`]), every few milliseconds in the simulator: the changed
+//! components are then recomputed once for all the starts and stops since
+//! the last flush (docs/decisions/005-sim-rate-interval.md).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
