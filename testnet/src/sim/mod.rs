@@ -273,6 +273,24 @@ pub struct LowerBound {
     /// work within the arrival span (keeps up with the arrivals), from
     /// the capacity-aware bound of [`bound`].
     pub bytes_keeping_up: f64,
+    /// The same bound when every node may take longer: the fewest bytes
+    /// any placement moves that finishes all work within
+    /// [`SPAN_MULTIPLES`] times the arrival span.
+    pub bytes_within_span_multiple: Vec<SpanBound>,
+}
+
+/// Multiples of the arrival span at which the capacity-aware bytes bound
+/// is reported: how much longer than the arrivals a run must be allowed to
+/// last before few bytes suffice.
+pub const SPAN_MULTIPLES: [f64; 5] = [1.25, 1.5, 2.0, 3.0, 5.0];
+
+/// The capacity-aware bytes bound at one horizon.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpanBound {
+    /// Horizon as a multiple of the arrival span.
+    pub span_multiple: f64,
+    /// Fewest bytes moved.
+    pub bytes: f64,
 }
 
 /// The whole report.
@@ -469,6 +487,13 @@ fn lower_bound(topo: &Topology, work: &Workload, span_ms: f64) -> LowerBound {
         makespan_s: (by_arrival.max(by_work) - first) / 1000.0,
         bytes_moved: work.tasks.iter().map(|t| t.lb_bytes as f64).sum(),
         bytes_keeping_up: bound::bytes_within(topo, work, span_ms),
+        bytes_within_span_multiple: SPAN_MULTIPLES
+            .iter()
+            .map(|m| SpanBound {
+                span_multiple: *m,
+                bytes: bound::bytes_within(topo, work, span_ms * m),
+            })
+            .collect(),
     }
 }
 
@@ -641,6 +666,12 @@ pub fn table(r: &SimReport) -> String {
         "bytes any placement moves to finish all work within the arrival span: {}",
         human_bytes(lb.bytes_keeping_up)
     );
+    let longer: Vec<String> = lb
+        .bytes_within_span_multiple
+        .iter()
+        .map(|b| format!("{}x {}", b.span_multiple, human_bytes(b.bytes)))
+        .collect();
+    let _ = writeln!(s, "  within longer spans: {}", longer.join(", "));
     s
 }
 
@@ -863,6 +894,14 @@ mod tests {
                 p.makespan_s + 1e-6 >= r.lower_bound.makespan_s * 0.999,
                 "{p:?}"
             );
+        }
+        // More time, fewer bytes needed, never below the plain bound.
+        let lb = &r.lower_bound;
+        let mut prev = lb.bytes_keeping_up;
+        for b in &lb.bytes_within_span_multiple {
+            assert!(b.bytes <= prev * (1.0 + 1e-9) + 1.0, "{lb:?}");
+            assert!(b.bytes + 1.0 >= lb.bytes_moved, "{lb:?}");
+            prev = b.bytes;
         }
         let svgs = plot::charts(&r);
         assert_eq!(svgs.len(), 3);
