@@ -307,6 +307,18 @@ impl Owner {
         postcard::from_bytes(bytes)
     }
 
+    /// The tuning in force.
+    pub fn config(&self) -> &OwnerConfig {
+        &self.cfg
+    }
+
+    /// Replaces the tuning. The tuning is stored with the state; a node
+    /// restoring its state applies its current tuning with this, so that a
+    /// new default (or a changed setting) takes effect after a restart.
+    pub fn reconfigure(&mut self, cfg: OwnerConfig) {
+        self.cfg = cfg;
+    }
+
     /// Accepts a new task (`spec.deadline_in_ms` counts from `now`) and
     /// starts its first auction.
     pub fn submit(
@@ -1363,5 +1375,25 @@ mod tests {
         // Everything but the driver's timer (re-armed by `resume`) survives.
         assert_eq!(back.encode_state(), o.encode_state());
         assert!(matches!(back.phase(&t), Some(Phase::Bidding { .. })));
+    }
+
+    #[test]
+    fn a_restored_owner_runs_with_the_tuning_it_is_given() {
+        // State written under an older tuning keeps its tasks and takes
+        // the current one.
+        let mut est = PeerEstimates::new(EstimatesConfig::default(), SpeedClass::Small);
+        est.on_seen(n(1), Millis(0));
+        let old = OwnerConfig {
+            lambda: 1.0,
+            ..OwnerConfig::default()
+        };
+        let mut o = Owner::new(n(0), old);
+        let spec = one_input_task(4, TaskKind::Train, 100, 60_000, 1, 1_000);
+        o.submit(spec, Millis(0), &est).unwrap();
+        let mut back = Owner::decode_state(&o.encode_state()).unwrap();
+        assert_eq!(back.config().lambda, 1.0);
+        back.reconfigure(OwnerConfig::default());
+        assert_eq!(back.config(), &OwnerConfig::default());
+        assert!(back.phase(&TaskId(4)).is_some());
     }
 }

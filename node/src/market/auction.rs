@@ -166,7 +166,11 @@ pub fn spawn(
     let slots = cfg.task_slots.max(1);
     let owner = match store.market_state()? {
         Some(bytes) => match Owner::decode_state(&bytes) {
-            Ok(o) if o.id() == me => o,
+            Ok(mut o) if o.id() == me => {
+                // The stored tuning may predate this build's.
+                o.reconfigure(OwnerConfig::default());
+                o
+            }
             Ok(_) => anyhow::bail!("stored market state belongs to another node id"),
             Err(e) => anyhow::bail!("stored market state does not decode: {e}"),
         },
