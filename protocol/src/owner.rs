@@ -590,17 +590,15 @@ impl Owner {
         // the tasks there while faster peers sit idle (the herd effect of
         // stale load information). A random draw spreads the invitations;
         // each invited peer's bid still tells its real wait.
-        let rest: Vec<NodeId> = scored
+        let mut pool: Vec<NodeId> = scored
             .iter()
             .map(|c| c.2)
             .filter(|p| !out.contains(p))
             .take(EXPLORE_POOL + 1)
             .collect();
-        let mut rest = rest.into_iter();
-        if out.len() < self.cfg.fanout {
-            out.extend(rest.next());
+        if out.len() < self.cfg.fanout && !pool.is_empty() {
+            out.push(pool.remove(0));
         }
-        let mut pool: Vec<NodeId> = rest.collect();
         let mut draw = Draw::new(&self.me, spec.id, now);
         while out.len() < self.cfg.fanout && !pool.is_empty() {
             let i = draw.below(pool.len());

@@ -361,8 +361,6 @@ impl MarketLoop {
                         };
                         if let Request::Bid(b) = &request {
                             self.note_bid(from, b);
-                        }
-                        if matches!(request, Request::Bid(_)) {
                             // Only a bid (or a tick) closes an auction,
                             // where the owner quotes itself.
                             self.sync_local_wait(now);
@@ -552,15 +550,15 @@ impl MarketLoop {
         Some(chosen)
     }
 
-    /// Estimates as the owner sees them for one submission: all of them for
-    /// the auction; for a baseline only the chosen peer (so it is the one
-    /// candidate), or none (so the task runs here).
     /// Lets the owner quote itself: how long a task would wait for a slot
     /// here now, from the bidder's queue.
     fn sync_local_wait(&mut self, now: Millis) {
         self.est.set_local_wait_ms(self.bidder.queue_wait_ms(now));
     }
 
+    /// Estimates as the owner sees them for one submission: all of them for
+    /// the auction; for a baseline only the chosen peer (so it is the one
+    /// candidate), or none (so the task runs here).
     fn view_for(&self, target: Option<NodeId>, now: Millis) -> PeerEstimates {
         let mut v = self.est.clone();
         if let Some(t) = target {

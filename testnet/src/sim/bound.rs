@@ -38,96 +38,116 @@ struct Item {
 }
 
 /// Lower bound on the bytes moved by any placement in which every node
-/// finishes its work within `horizon_ms`.
-pub fn bytes_within(topo: &Topology, work: &Workload, horizon_ms: f64) -> f64 {
-    let n = topo.len();
-    if n == 0 || work.tasks.is_empty() {
-        return 0.0;
-    }
-    let items: Vec<Item> = work
-        .tasks
-        .iter()
-        .map(|t| {
-            let mut held: Vec<(u32, f64)> = Vec::with_capacity(t.inputs.len());
-            let mut total = 0.0;
-            for b in &t.inputs {
-                let blob = &work.blobs[*b as usize];
-                total += blob.size as f64;
-                match held.iter_mut().find(|(h, _)| *h == blob.holder) {
-                    Some(e) => e.1 += blob.size as f64,
-                    None => held.push((blob.holder, blob.size as f64)),
-                }
-            }
-            Item {
-                work: t.cost as f64,
-                owner: t.owner,
-                far: total + t.output as f64,
-                output: t.output as f64,
-                held,
-            }
-        })
-        .collect();
-    let cap: Vec<f64> = topo
-        .nodes
-        .iter()
-        .map(|d| d.speed * f64::from(d.slots) * horizon_ms.max(0.0))
-        .collect();
-    // Bytes of `it` on node `j`.
-    let bytes_on = |it: &Item, j: u32| -> f64 {
-        let here = it
-            .held
-            .iter()
-            .find(|(h, _)| *h == j)
-            .map_or(0.0, |(_, b)| *b);
-        it.far - here - if j == it.owner { it.output } else { 0.0 }
-    };
+/// finishes its work within a horizon: the tasks as the bound sees them,
+/// prepared once for bounds at several horizons ([`BytesBound::within`]).
+pub struct BytesBound {
+    items: Vec<Item>,
+    mean_work: f64,
     // Price scale: bytes per reference-ms of a typical task.
-    let mean_bytes = items.iter().map(|i| i.far).sum::<f64>() / items.len() as f64;
-    let mean_work = items.iter().map(|i| i.work).sum::<f64>() / items.len() as f64;
-    let scale = mean_bytes / mean_work.max(1.0);
-    let mut mu = vec![0.0f64; n];
-    let mut best = f64::NEG_INFINITY;
-    let mut load = vec![0.0f64; n];
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    for step in 0..STEPS {
-        order.sort_by(|a, b| mu[*a as usize].total_cmp(&mu[*b as usize]).then(a.cmp(b)));
-        load.iter_mut().for_each(|x| *x = 0.0);
-        let mut value = 0.0;
-        for it in &items {
-            // The cheapest node that is neither a holder nor the owner.
-            let generic = order
-                .iter()
-                .copied()
-                .find(|j| *j != it.owner && !it.held.iter().any(|(h, _)| h == j));
-            let mut pick: Option<(f64, u32)> =
-                generic.map(|j| (it.far + mu[j as usize] * it.work, j));
-            for j in it.held.iter().map(|(h, _)| *h).chain([it.owner]) {
-                let v = bytes_on(it, j) + mu[j as usize] * it.work;
-                if pick.is_none_or(|(best, bj)| v < best || (v == best && j < bj)) {
-                    pick = Some((v, j));
+    scale: f64,
+}
+
+impl BytesBound {
+    /// Prepares the tasks of `work`.
+    pub fn new(work: &Workload) -> BytesBound {
+        let items: Vec<Item> = work
+            .tasks
+            .iter()
+            .map(|t| {
+                let mut held: Vec<(u32, f64)> = Vec::with_capacity(t.inputs.len());
+                let mut total = 0.0;
+                for b in &t.inputs {
+                    let blob = &work.blobs[*b as usize];
+                    total += blob.size as f64;
+                    match held.iter_mut().find(|(h, _)| *h == blob.holder) {
+                        Some(e) => e.1 += blob.size as f64,
+                        None => held.push((blob.holder, blob.size as f64)),
+                    }
                 }
-            }
-            if let Some((v, j)) = pick {
-                value += v;
-                load[j as usize] += it.work;
-            }
-        }
-        value -= mu.iter().zip(&cap).map(|(m, c)| m * c).sum::<f64>();
-        best = best.max(value);
-        // Raise the price where the node is over its capacity, lower it
-        // (not below 0) where it is under.
-        // Where nothing is over capacity at zero prices, the plain bound is
-        // the answer and the prices would stay at zero.
-        if step == 0 && load.iter().zip(&cap).all(|(l, c)| l <= c) {
-            break;
-        }
-        let eta = STEP * scale / ((step + 1) as f64).sqrt();
-        for j in 0..n {
-            let g = (load[j] - cap[j]) / cap[j].max(mean_work);
-            mu[j] = (mu[j] + eta * g).max(0.0);
+                Item {
+                    work: t.cost as f64,
+                    owner: t.owner,
+                    far: total + t.output as f64,
+                    output: t.output as f64,
+                    held,
+                }
+            })
+            .collect();
+        let len = items.len().max(1) as f64;
+        let mean_bytes = items.iter().map(|i| i.far).sum::<f64>() / len;
+        let mean_work = items.iter().map(|i| i.work).sum::<f64>() / len;
+        BytesBound {
+            items,
+            mean_work,
+            scale: mean_bytes / mean_work.max(1.0),
         }
     }
-    best.max(0.0)
+
+    /// The bound when every node of `topo` must finish within `horizon_ms`.
+    pub fn within(&self, topo: &Topology, horizon_ms: f64) -> f64 {
+        let n = topo.len();
+        let items = &self.items;
+        if n == 0 || items.is_empty() {
+            return 0.0;
+        }
+        let cap: Vec<f64> = topo
+            .nodes
+            .iter()
+            .map(|d| d.speed * f64::from(d.slots) * horizon_ms.max(0.0))
+            .collect();
+        // Bytes of `it` on node `j`.
+        let bytes_on = |it: &Item, j: u32| -> f64 {
+            let here = it
+                .held
+                .iter()
+                .find(|(h, _)| *h == j)
+                .map_or(0.0, |(_, b)| *b);
+            it.far - here - if j == it.owner { it.output } else { 0.0 }
+        };
+        let mut mu = vec![0.0f64; n];
+        let mut best = f64::NEG_INFINITY;
+        let mut load = vec![0.0f64; n];
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        for step in 0..STEPS {
+            order.sort_by(|a, b| mu[*a as usize].total_cmp(&mu[*b as usize]).then(a.cmp(b)));
+            load.iter_mut().for_each(|x| *x = 0.0);
+            let mut value = 0.0;
+            for it in items {
+                // The cheapest node that is neither a holder nor the owner.
+                let generic = order
+                    .iter()
+                    .copied()
+                    .find(|j| *j != it.owner && !it.held.iter().any(|(h, _)| h == j));
+                let mut pick: Option<(f64, u32)> =
+                    generic.map(|j| (it.far + mu[j as usize] * it.work, j));
+                for j in it.held.iter().map(|(h, _)| *h).chain([it.owner]) {
+                    let v = bytes_on(it, j) + mu[j as usize] * it.work;
+                    if pick.is_none_or(|(best, bj)| v < best || (v == best && j < bj)) {
+                        pick = Some((v, j));
+                    }
+                }
+                if let Some((v, j)) = pick {
+                    value += v;
+                    load[j as usize] += it.work;
+                }
+            }
+            value -= mu.iter().zip(&cap).map(|(m, c)| m * c).sum::<f64>();
+            best = best.max(value);
+            // Raise the price where the node is over its capacity, lower it
+            // (not below 0) where it is under.
+            // Where nothing is over capacity at zero prices, the plain bound
+            // is the answer and the prices would stay at zero.
+            if step == 0 && load.iter().zip(&cap).all(|(l, c)| l <= c) {
+                break;
+            }
+            let eta = STEP * self.scale / ((step + 1) as f64).sqrt();
+            for j in 0..n {
+                let g = (load[j] - cap[j]) / cap[j].max(self.mean_work);
+                mu[j] = (mu[j] + eta * g).max(0.0);
+            }
+        }
+        best.max(0.0)
+    }
 }
 
 #[cfg(test)]
@@ -151,8 +171,9 @@ mod tests {
         );
         let plain: f64 = work.tasks.iter().map(|t| t.lb_bytes as f64).sum();
         let span = work.tasks.last().map_or(0.0, |t| t.arrival);
-        let loose = bytes_within(&topo, &work, 1e12);
-        let tight = bytes_within(&topo, &work, span);
+        let bound = BytesBound::new(&work);
+        let loose = bound.within(&topo, 1e12);
+        let tight = bound.within(&topo, span);
         // With all the time in the world the plain bound is the answer.
         assert!((loose - plain).abs() <= 1e-6 * plain, "{loose} vs {plain}");
         // Finishing with the arrivals forces data off the slow devices.

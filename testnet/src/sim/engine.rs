@@ -1791,10 +1791,7 @@ fn bidder_cfg(topo: &Topology, i: usize) -> BidderConfig {
     BidderConfig {
         slots: d.slots,
         memory_bytes: d.memory,
-        max_queued: std::env::var("SHOAL_SIM_MAX_QUEUED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(16),
+        max_queued: 16,
         ..BidderConfig::default()
     }
 }

@@ -420,7 +420,11 @@ pub fn run(cfg: &SimConfig, policies: &[Policy]) -> Result<SimReport> {
     let results: Mutex<Vec<Option<(RunStats, f64, f64)>>> = Mutex::new(vec![None; policies.len()]);
     let next = AtomicUsize::new(0);
     let threads = cfg.threads.clamp(1, policies.len().max(1));
-    std::thread::scope(|sc| {
+    let bytes_bound = bound::BytesBound::new(&work);
+    let lb = std::thread::scope(|sc| {
+        // The lower bounds (seven capacity-aware bytes bounds) alongside
+        // the runs.
+        let lb = sc.spawn(|| lower_bound(&topo, &work, &bytes_bound, span));
         for _ in 0..threads {
             sc.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -431,17 +435,18 @@ pub fn run(cfg: &SimConfig, policies: &[Policy]) -> Result<SimReport> {
                 // The capacity-aware bytes bound at this run's makespan, in
                 // the same worker (it is not part of the run's wall time).
                 let first = work.tasks.first().map_or(0.0, |t| t.arrival);
-                let bound = bound::bytes_within(&topo, &work, (stats.end_ms - first).max(0.0));
+                let bound = bytes_bound.within(&topo, (stats.end_ms - first).max(0.0));
                 if let Ok(mut g) = results.lock() {
                     g[i] = Some((stats, wall, bound));
                 }
             });
         }
-    });
+        lb.join()
+    })
+    .map_err(|_| anyhow::anyhow!("the lower-bound thread panicked"))?;
     let results = results
         .into_inner()
         .map_err(|_| anyhow::anyhow!("a simulation thread panicked"))?;
-    let lb = lower_bound(&topo, &work, span);
     let mut reports = Vec::new();
     for (p, res) in policies.iter().zip(results) {
         let Some((stats, wall, bound)) = res else {
@@ -470,7 +475,12 @@ pub fn run(cfg: &SimConfig, policies: &[Policy]) -> Result<SimReport> {
     })
 }
 
-fn lower_bound(topo: &Topology, work: &Workload, span_ms: f64) -> LowerBound {
+fn lower_bound(
+    topo: &Topology,
+    work: &Workload,
+    bytes: &bound::BytesBound,
+    span_ms: f64,
+) -> LowerBound {
     let mut lbs: Vec<f64> = work.tasks.iter().map(|t| t.lb_ms / 1000.0).collect();
     lbs.sort_by(f64::total_cmp);
     let first = work.tasks.first().map_or(0.0, |t| t.arrival);
@@ -486,12 +496,12 @@ fn lower_bound(topo: &Topology, work: &Workload, span_ms: f64) -> LowerBound {
         p95_completion_s: percentile(&lbs, 0.95),
         makespan_s: (by_arrival.max(by_work) - first) / 1000.0,
         bytes_moved: work.tasks.iter().map(|t| t.lb_bytes as f64).sum(),
-        bytes_keeping_up: bound::bytes_within(topo, work, span_ms),
+        bytes_keeping_up: bytes.within(topo, span_ms),
         bytes_within_span_multiple: SPAN_MULTIPLES
             .iter()
             .map(|m| SpanBound {
                 span_multiple: *m,
-                bytes: bound::bytes_within(topo, work, span_ms * m),
+                bytes: bytes.within(topo, span_ms * m),
             })
             .collect(),
     }
