@@ -179,11 +179,12 @@ impl PeerEstimates {
 
     fn entry(&mut self, peer: NodeId, now: Millis) -> &mut PeerEntry {
         if !self.peers.contains_key(&peer) && self.peers.len() >= self.cfg.max_peers.max(1) {
-            // Evict the least recently seen; O(n), n is small and bounded.
+            // Evict the least recently seen (the smallest id among equals);
+            // O(n), n is small and bounded.
             if let Some(old) = self
                 .peers
                 .iter()
-                .min_by_key(|(id, e)| (e.last_seen, **id))
+                .min_by(|a, b| a.1.last_seen.cmp(&b.1.last_seen).then_with(|| a.0.cmp(b.0)))
                 .map(|(id, _)| *id)
             {
                 self.peers.remove(&old);

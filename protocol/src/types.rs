@@ -105,7 +105,7 @@ impl NodeId {
 
 impl PartialEq for NodeId {
     fn eq(&self, o: &Self) -> bool {
-        self.as_bytes() == o.as_bytes()
+        self.cmp(o) == std::cmp::Ordering::Equal
     }
 }
 impl Eq for NodeId {}
@@ -114,9 +114,22 @@ impl PartialOrd for NodeId {
         Some(self.cmp(o))
     }
 }
+/// The order of the ids' bytes (as slices), eight bytes at a time: maps
+/// keyed by ids compare them on every lookup. Bytes past `len` are zero, so
+/// two ids that agree on their padded bytes differ only if one is a prefix
+/// of the other, and the shorter sorts first, as a slice does.
 impl Ord for NodeId {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.as_bytes().cmp(o.as_bytes())
+        let words = usize::from(self.len.max(o.len)).div_ceil(8);
+        let (a, _) = self.bytes.as_chunks::<8>();
+        let (b, _) = o.bytes.as_chunks::<8>();
+        for (x, y) in a.iter().zip(b).take(words) {
+            match u64::from_be_bytes(*x).cmp(&u64::from_be_bytes(*y)) {
+                std::cmp::Ordering::Equal => {}
+                ord => return ord,
+            }
+        }
+        self.len.cmp(&o.len)
     }
 }
 impl std::hash::Hash for NodeId {
@@ -288,5 +301,27 @@ mod tests {
         let b = NodeId::from_u64(2);
         assert_ne!(TaskId::derive(&a, 0), TaskId::derive(&a, 1));
         assert_ne!(TaskId::derive(&a, 0), TaskId::derive(&b, 0));
+    }
+
+    proptest::proptest! {
+        /// Ids sort and compare as their bytes do, whatever their lengths
+        /// (prefixes, trailing zero bytes, the whole 64).
+        #[test]
+        fn node_ids_order_as_their_bytes(
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..=64),
+            b in proptest::collection::vec(0u8..3, 1..=64),
+            cut in 0usize..64,
+        ) {
+            // Draw a prefix of `a` too, and a copy with zeros appended.
+            let p = &a[..(cut % a.len()) + 1];
+            let mut z = a.clone();
+            z.truncate(63);
+            z.push(0);
+            for (x, y) in [(&a[..], &b[..]), (&a[..], p), (&a[..], &z[..]), (&b[..], &z[..])] {
+                let (ix, iy) = (NodeId::from_bytes(x).unwrap(), NodeId::from_bytes(y).unwrap());
+                proptest::prop_assert_eq!(ix.cmp(&iy), x.cmp(y));
+                proptest::prop_assert_eq!(ix == iy, x == y);
+            }
+        }
     }
 }

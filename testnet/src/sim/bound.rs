@@ -150,6 +150,116 @@ impl BytesBound {
     }
 }
 
+impl BytesBound {
+    /// Bytes moved by one placement that does fit every node's work within
+    /// `horizon_ms` (arrival times relaxed away, as in [`BytesBound::within`]),
+    /// or `None` when the greedy below finds none. Any such placement moves
+    /// at least [`BytesBound::within`] bytes, so the two bracket the fewest
+    /// possible: when they are close, the lower bound is tight.
+    ///
+    /// Start from the fewest bytes for every task; then, over the tasks of
+    /// overloaded nodes in order of extra bytes per reference-ms moved
+    /// (cheapest first), move each one whose node is still over capacity to
+    /// the cheapest node with room: another holder or the owner when they
+    /// have it, otherwise the node with the most room left.
+    pub fn placement_within(&self, topo: &Topology, horizon_ms: f64) -> Option<f64> {
+        let n = topo.len();
+        let items = &self.items;
+        if n == 0 {
+            return Some(0.0);
+        }
+        let cap: Vec<f64> = topo
+            .nodes
+            .iter()
+            .map(|d| d.speed * f64::from(d.slots) * horizon_ms.max(0.0))
+            .collect();
+        let bytes_on = |it: &Item, j: u32| -> f64 {
+            let here = it
+                .held
+                .iter()
+                .find(|(h, _)| *h == j)
+                .map_or(0.0, |(_, b)| *b);
+            it.far - here - if j == it.owner { it.output } else { 0.0 }
+        };
+        // The nodes a task can run on for fewer than `far` bytes.
+        let mut at: Vec<u32> = Vec::with_capacity(items.len());
+        let mut load = vec![0.0f64; n];
+        let mut total = 0.0;
+        for it in items {
+            let mut pick = (it.far, u32::MAX);
+            for j in it.held.iter().map(|(h, _)| *h).chain([it.owner]) {
+                let b = bytes_on(it, j);
+                if b < pick.0 || (b == pick.0 && j < pick.1) {
+                    pick = (b, j);
+                }
+            }
+            let j = if pick.1 == u32::MAX { 0 } else { pick.1 };
+            at.push(j);
+            load[j as usize] += it.work;
+            total += bytes_on(it, j);
+        }
+        // Moving off node `j` costs at least `far - bytes_on(j)` when no
+        // nearer node has room; order by that per reference-ms.
+        let mut movable: Vec<(f64, usize)> = items
+            .iter()
+            .enumerate()
+            .filter(|(t, _)| {
+                let j = at[*t] as usize;
+                load[j] > cap[j]
+            })
+            .map(|(t, it)| ((it.far - bytes_on(it, at[t])) / it.work.max(1.0), t))
+            .collect();
+        movable.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        // Nodes by room left, most first, for tasks with no near node free;
+        // an entry is current while its node's version is unchanged.
+        let room_of = |load: &[f64], j: u32| (cap[j as usize] - load[j as usize]).max(0.0) as u64;
+        let mut version = vec![0u32; n];
+        let mut by_room: std::collections::BinaryHeap<(u64, u32, u32)> =
+            (0..n as u32).map(|j| (room_of(&load, j), j, 0)).collect();
+        for (_, t) in movable {
+            let it = &items[t];
+            let from = at[t];
+            if load[from as usize] <= cap[from as usize] {
+                continue;
+            }
+            let here = bytes_on(it, from);
+            let mut best: Option<(f64, u32)> = None;
+            for j in it.held.iter().map(|(h, _)| *h).chain([it.owner]) {
+                let room = cap[j as usize] - load[j as usize];
+                if j != from && room >= it.work {
+                    let b = bytes_on(it, j);
+                    if best.is_none_or(|(bb, bj)| b < bb || (b == bb && j < bj)) {
+                        best = Some((b, j));
+                    }
+                }
+            }
+            if best.is_none() {
+                while let Some(&(room, j, v)) = by_room.peek() {
+                    if v != version[j as usize] {
+                        by_room.pop();
+                        continue;
+                    }
+                    if (room as f64) < it.work {
+                        return None;
+                    }
+                    best = Some((bytes_on(it, j), j));
+                    break;
+                }
+            }
+            let (b, to) = best?;
+            load[from as usize] -= it.work;
+            load[to as usize] += it.work;
+            for j in [from, to] {
+                version[j as usize] += 1;
+                by_room.push((room_of(&load, j), j, version[j as usize]));
+            }
+            at[t] = to;
+            total += b - here;
+        }
+        Some(total)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::rng::Rng;
@@ -191,5 +301,21 @@ mod tests {
             })
             .sum();
         assert!(tight <= all);
+        // A placement that keeps up exists and moves at least the bound,
+        // and with all the time in the world it is the plain one.
+        let placed = bound
+            .placement_within(&topo, span)
+            .expect("a placement that keeps up");
+        assert!(
+            placed >= tight * (1.0 - 1e-9) && placed <= all,
+            "{placed} vs {tight}"
+        );
+        let relaxed = bound.placement_within(&topo, 1e12).expect("a placement");
+        assert!(
+            (relaxed - plain).abs() <= 1e-6 * plain,
+            "{relaxed} vs {plain}"
+        );
+        // No placement fits in no time.
+        assert_eq!(bound.placement_within(&topo, 1.0), None);
     }
 }

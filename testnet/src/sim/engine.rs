@@ -651,6 +651,7 @@ impl<'a> Sim<'a> {
                 let _ = from;
                 self.bind(job, false);
             }
+            Msg::Reply { job, give: true } => self.binding_lost(job),
             Msg::Reply { .. } | Msg::Proto(_) => {}
         }
         let _ = to;
@@ -1230,6 +1231,9 @@ impl<'a> Sim<'a> {
     /// The reservation `j` at the head of its queue heard from the owner.
     fn bind(&mut self, j: u32, give: bool) {
         if !self.job_alive(j) || self.jobs[j as usize].state != JobState::Binding {
+            if give {
+                self.binding_lost(j);
+            }
             return;
         }
         let Origin::Reservation(attempt) = self.jobs[j as usize].origin else {
@@ -1245,6 +1249,20 @@ impl<'a> Sim<'a> {
             self.jobs[j as usize].state = JobState::Done;
             self.forget_job(j);
             self.try_run(node);
+        }
+    }
+
+    /// The owner gave its task to reservation `j`, which died in the
+    /// meantime (its node crashed after asking, before the answer came):
+    /// the task is bound to a run that will not happen. The owner's
+    /// failure detector notices, as for any worker lost mid-run.
+    fn binding_lost(&mut self, j: u32) {
+        let Some(x) = self.jobs.get(j as usize) else {
+            return;
+        };
+        if let Origin::Reservation(attempt) | Origin::Base(attempt) = x.origin {
+            let task = x.task;
+            self.push(self.now + DETECT_MS, Ev::Detect { task, attempt });
         }
     }
 

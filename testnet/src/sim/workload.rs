@@ -183,32 +183,60 @@ impl Workload {
     /// Fills in each task's lower bounds and deadline.
     fn lower_bounds(&mut self, topo: &Topology) {
         let n = topo.len();
+        // Fastest first: a node's time is at least its compute time, so the
+        // scan stops at the first node too slow to beat the best so far.
+        let mut by_speed: Vec<usize> = (0..n).collect();
+        by_speed.sort_by(|a, b| topo.nodes[*b].speed.total_cmp(&topo.nodes[*a].speed));
         for t in &mut self.tasks {
             let mut best_ms = f64::INFINITY;
-            let mut best_bytes = u64::MAX;
-            for j in 0..n {
+            for &j in &by_speed {
                 let d = &topo.nodes[j];
+                if t.cost as f64 / d.speed >= best_ms {
+                    break;
+                }
                 let mut fetch: f64 = 0.0;
-                let mut bytes = 0u64;
                 for b in &t.inputs {
                     let blob = &self.blobs[*b as usize];
                     let h = blob.holder as usize;
-                    if h == j {
-                        continue;
+                    if h != j {
+                        let x =
+                            2.0 * topo.latency(h, j) + blob.size as f64 / topo.path_capacity(h, j);
+                        fetch = fetch.max(x);
                     }
-                    bytes += blob.size;
-                    let x = 2.0 * topo.latency(h, j) + blob.size as f64 / topo.path_capacity(h, j);
-                    fetch = fetch.max(x);
                 }
                 let o = t.owner as usize;
                 let out = if o == j {
                     0.0
                 } else {
-                    bytes += t.output;
                     topo.latency(j, o) + t.output as f64 / topo.path_capacity(j, o)
                 };
                 best_ms = best_ms.min(fetch + t.cost as f64 / d.speed + out);
-                best_bytes = best_bytes.min(bytes);
+            }
+            // Bytes: a holder or the owner moves less than any other node,
+            // which moves every input and the output.
+            let bytes_on = |j: usize| -> u64 {
+                let inputs: u64 = t
+                    .inputs
+                    .iter()
+                    .map(|b| &self.blobs[*b as usize])
+                    .filter(|blob| blob.holder as usize != j)
+                    .map(|blob| blob.size)
+                    .sum();
+                inputs + if j == t.owner as usize { 0 } else { t.output }
+            };
+            let mut near: Vec<usize> = t
+                .inputs
+                .iter()
+                .map(|b| self.blobs[*b as usize].holder as usize)
+                .chain([t.owner as usize])
+                .filter(|j| *j < n)
+                .collect();
+            near.sort_unstable();
+            near.dedup();
+            let mut best_bytes = near.iter().map(|j| bytes_on(*j)).min().unwrap_or(u64::MAX);
+            if near.len() < n {
+                // Some node is neither a holder nor the owner.
+                best_bytes = best_bytes.min(bytes_on(usize::MAX));
             }
             t.lb_ms = best_ms;
             t.lb_bytes = best_bytes;
