@@ -37,6 +37,26 @@ struct Item {
     held: Vec<(u32, f64)>,
 }
 
+impl Item {
+    /// Bytes moved when the task runs on node `j`.
+    fn bytes_on(&self, j: u32) -> f64 {
+        let here = self
+            .held
+            .iter()
+            .find(|(h, _)| *h == j)
+            .map_or(0.0, |(_, b)| *b);
+        self.far - here - if j == self.owner { self.output } else { 0.0 }
+    }
+}
+
+/// Reference-ms of work each node of `topo` does within `horizon_ms`.
+fn capacities(topo: &Topology, horizon_ms: f64) -> Vec<f64> {
+    topo.nodes
+        .iter()
+        .map(|d| d.speed * f64::from(d.slots) * horizon_ms.max(0.0))
+        .collect()
+}
+
 /// Lower bound on the bytes moved by any placement in which every node
 /// finishes its work within a horizon: the tasks as the bound sees them,
 /// prepared once for bounds at several horizons ([`BytesBound::within`]).
@@ -90,20 +110,7 @@ impl BytesBound {
         if n == 0 || items.is_empty() {
             return 0.0;
         }
-        let cap: Vec<f64> = topo
-            .nodes
-            .iter()
-            .map(|d| d.speed * f64::from(d.slots) * horizon_ms.max(0.0))
-            .collect();
-        // Bytes of `it` on node `j`.
-        let bytes_on = |it: &Item, j: u32| -> f64 {
-            let here = it
-                .held
-                .iter()
-                .find(|(h, _)| *h == j)
-                .map_or(0.0, |(_, b)| *b);
-            it.far - here - if j == it.owner { it.output } else { 0.0 }
-        };
+        let cap = capacities(topo, horizon_ms);
         let mut mu = vec![0.0f64; n];
         let mut best = f64::NEG_INFINITY;
         let mut load = vec![0.0f64; n];
@@ -121,7 +128,7 @@ impl BytesBound {
                 let mut pick: Option<(f64, u32)> =
                     generic.map(|j| (it.far + mu[j as usize] * it.work, j));
                 for j in it.held.iter().map(|(h, _)| *h).chain([it.owner]) {
-                    let v = bytes_on(it, j) + mu[j as usize] * it.work;
+                    let v = it.bytes_on(j) + mu[j as usize] * it.work;
                     if pick.is_none_or(|(best, bj)| v < best || (v == best && j < bj)) {
                         pick = Some((v, j));
                     }
@@ -168,19 +175,7 @@ impl BytesBound {
         if n == 0 {
             return Some(0.0);
         }
-        let cap: Vec<f64> = topo
-            .nodes
-            .iter()
-            .map(|d| d.speed * f64::from(d.slots) * horizon_ms.max(0.0))
-            .collect();
-        let bytes_on = |it: &Item, j: u32| -> f64 {
-            let here = it
-                .held
-                .iter()
-                .find(|(h, _)| *h == j)
-                .map_or(0.0, |(_, b)| *b);
-            it.far - here - if j == it.owner { it.output } else { 0.0 }
-        };
+        let cap = capacities(topo, horizon_ms);
         // The nodes a task can run on for fewer than `far` bytes.
         let mut at: Vec<u32> = Vec::with_capacity(items.len());
         let mut load = vec![0.0f64; n];
@@ -188,7 +183,7 @@ impl BytesBound {
         for it in items {
             let mut pick = (it.far, u32::MAX);
             for j in it.held.iter().map(|(h, _)| *h).chain([it.owner]) {
-                let b = bytes_on(it, j);
+                let b = it.bytes_on(j);
                 if b < pick.0 || (b == pick.0 && j < pick.1) {
                     pick = (b, j);
                 }
@@ -196,7 +191,7 @@ impl BytesBound {
             let j = if pick.1 == u32::MAX { 0 } else { pick.1 };
             at.push(j);
             load[j as usize] += it.work;
-            total += bytes_on(it, j);
+            total += it.bytes_on(j);
         }
         // Moving off node `j` costs at least `far - bytes_on(j)` when no
         // nearer node has room; order by that per reference-ms.
@@ -207,7 +202,7 @@ impl BytesBound {
                 let j = at[*t] as usize;
                 load[j] > cap[j]
             })
-            .map(|(t, it)| ((it.far - bytes_on(it, at[t])) / it.work.max(1.0), t))
+            .map(|(t, it)| ((it.far - it.bytes_on(at[t])) / it.work.max(1.0), t))
             .collect();
         movable.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         // Nodes by room left, most first, for tasks with no near node free;
@@ -222,12 +217,12 @@ impl BytesBound {
             if load[from as usize] <= cap[from as usize] {
                 continue;
             }
-            let here = bytes_on(it, from);
+            let here = it.bytes_on(from);
             let mut best: Option<(f64, u32)> = None;
             for j in it.held.iter().map(|(h, _)| *h).chain([it.owner]) {
                 let room = cap[j as usize] - load[j as usize];
                 if j != from && room >= it.work {
-                    let b = bytes_on(it, j);
+                    let b = it.bytes_on(j);
                     if best.is_none_or(|(bb, bj)| b < bb || (b == bb && j < bj)) {
                         best = Some((b, j));
                     }
@@ -242,7 +237,7 @@ impl BytesBound {
                     if (room as f64) < it.work {
                         return None;
                     }
-                    best = Some((bytes_on(it, j), j));
+                    best = Some((it.bytes_on(j), j));
                     break;
                 }
             }
