@@ -104,6 +104,10 @@ pub struct RunStats {
     pub events: u64,
     /// Messages dropped because the receiver was down.
     pub dropped_msgs: u64,
+    /// Per task, whether it was still in progress when the run stopped: a
+    /// live node holds a run of it (queued, fetching, computing, sending
+    /// its result), or its owner is down with it waiting to be submitted.
+    pub in_progress: Vec<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -466,6 +470,19 @@ impl<'a> Sim<'a> {
                 break;
             }
         }
+        let mut in_progress = vec![false; total];
+        let live = self
+            .jobs
+            .iter()
+            .filter(|x| !matches!(x.state, JobState::Dead | JobState::Done))
+            .map(|x| x.task);
+        let waiting = self.nodes.iter().flat_map(|n| n.waiting.iter().copied());
+        for t in live.chain(waiting) {
+            if let Some(p) = in_progress.get_mut(t as usize) {
+                *p = true;
+            }
+        }
+        self.st.in_progress = in_progress;
         self.st
     }
 

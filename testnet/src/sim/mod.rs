@@ -226,8 +226,13 @@ pub struct PolicyReport {
     pub control_bytes_per_task: f64,
     /// Jain's fairness index of per-node utilisation (busy slot time / slots).
     pub jain_fairness: f64,
-    /// Tasks neither committed nor failed when the run ended.
+    /// Tasks neither committed nor failed when the run ended, and that no
+    /// live node was still working on (see `unfinished`).
     pub lost: u64,
+    /// Tasks neither committed nor failed when the simulation stopped (4 h
+    /// after the last arrival) but still queued or running at a live node:
+    /// a policy too slow for the workload, not a lost task.
+    pub unfinished: u64,
     /// Commits beyond the first, summed over tasks.
     pub committed_twice: u64,
     /// Executions started beyond the first, summed over tasks.
@@ -525,6 +530,7 @@ fn summarise(
     let mut times = Vec::with_capacity(n);
     let (mut misses, mut failed, mut committed, mut lost, mut twice, mut dups) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut unfinished = 0u64;
     for (i, t) in work.tasks.iter().enumerate() {
         if let Some(c) = st.completion[i] {
             committed += 1;
@@ -536,6 +542,8 @@ fn summarise(
             failed += 1;
             misses += 1;
             times.push(t.deadline / 1000.0);
+        } else if st.in_progress.get(i).copied().unwrap_or(false) {
+            unfinished += 1;
         } else {
             lost += 1;
         }
@@ -570,6 +578,7 @@ fn summarise(
         control_bytes_per_task: st.control_bytes as f64 / n.max(1) as f64,
         jain_fairness: jain,
         lost,
+        unfinished,
         committed_twice: twice,
         duplicate_executions: dups,
         dropped_messages: st.dropped_msgs,
@@ -613,7 +622,7 @@ pub fn table(r: &SimReport) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<14} {:>9} {:>9} {:>10} {:>7} {:>11} {:>11} {:>8} {:>9} {:>6} {:>5} {:>6} {:>6} {:>7}",
+        "{:<14} {:>9} {:>9} {:>10} {:>7} {:>11} {:>11} {:>8} {:>9} {:>6} {:>5} {:>6} {:>6} {:>6} {:>7}",
         "policy",
         "mean s",
         "p95 s",
@@ -625,6 +634,7 @@ pub fn table(r: &SimReport) -> String {
         "B/task",
         "jain",
         "lost",
+        "unfin",
         "twice",
         "dups",
         "wall s"
@@ -632,7 +642,7 @@ pub fn table(r: &SimReport) -> String {
     for p in &r.policies {
         let _ = writeln!(
             s,
-            "{:<14} {:>9.2} {:>9.2} {:>10.1} {:>7} {:>11} {:>11} {:>8.1} {:>9.0} {:>6.3} {:>5} {:>6} {:>6} {:>7.2}",
+            "{:<14} {:>9.2} {:>9.2} {:>10.1} {:>7} {:>11} {:>11} {:>8.1} {:>9.0} {:>6.3} {:>5} {:>6} {:>6} {:>6} {:>7.2}",
             p.policy,
             p.mean_completion_s,
             p.p95_completion_s,
@@ -644,6 +654,7 @@ pub fn table(r: &SimReport) -> String {
             p.control_bytes_per_task,
             p.jain_fairness,
             p.lost,
+            p.unfinished,
             p.committed_twice,
             p.duplicate_executions,
             p.wall_s
