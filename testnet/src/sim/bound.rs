@@ -47,6 +47,23 @@ impl Item {
             .map_or(0.0, |(_, b)| *b);
         self.far - here - if j == self.owner { self.output } else { 0.0 }
     }
+
+    /// The holder or owner (the nodes where the task moves fewer than
+    /// `far` bytes) accepted by `ok` where it moves the fewest bytes, the
+    /// lowest id among equals, with those bytes.
+    fn nearest(&self, mut ok: impl FnMut(u32) -> bool) -> Option<(f64, u32)> {
+        let mut best: Option<(f64, u32)> = None;
+        for j in self.held.iter().map(|(h, _)| *h).chain([self.owner]) {
+            if !ok(j) {
+                continue;
+            }
+            let b = self.bytes_on(j);
+            if best.is_none_or(|(bb, bj)| b < bb || (b == bb && j < bj)) {
+                best = Some((b, j));
+            }
+        }
+        best
+    }
 }
 
 /// Reference-ms of work each node of `topo` does within `horizon_ms`.
@@ -155,9 +172,7 @@ impl BytesBound {
         }
         best.max(0.0)
     }
-}
 
-impl BytesBound {
     /// Bytes moved by one placement that does fit every node's work within
     /// `horizon_ms` (arrival times relaxed away, as in [`BytesBound::within`]),
     /// or `None` when the greedy below finds none. Any such placement moves
@@ -176,22 +191,18 @@ impl BytesBound {
             return Some(0.0);
         }
         let cap = capacities(topo, horizon_ms);
-        // The nodes a task can run on for fewer than `far` bytes.
+        // Every task where it moves the fewest bytes (the owner always
+        // qualifies, so there is one).
         let mut at: Vec<u32> = Vec::with_capacity(items.len());
         let mut load = vec![0.0f64; n];
         let mut total = 0.0;
         for it in items {
-            let mut pick = (it.far, u32::MAX);
-            for j in it.held.iter().map(|(h, _)| *h).chain([it.owner]) {
-                let b = it.bytes_on(j);
-                if b < pick.0 || (b == pick.0 && j < pick.1) {
-                    pick = (b, j);
-                }
-            }
-            let j = if pick.1 == u32::MAX { 0 } else { pick.1 };
+            let (b, j) = it
+                .nearest(|_| true)
+                .unwrap_or_else(|| (it.bytes_on(it.owner), it.owner));
             at.push(j);
             load[j as usize] += it.work;
-            total += it.bytes_on(j);
+            total += b;
         }
         // Moving off node `j` costs at least `far - bytes_on(j)` when no
         // nearer node has room; order by that per reference-ms.
@@ -218,16 +229,8 @@ impl BytesBound {
                 continue;
             }
             let here = it.bytes_on(from);
-            let mut best: Option<(f64, u32)> = None;
-            for j in it.held.iter().map(|(h, _)| *h).chain([it.owner]) {
-                let room = cap[j as usize] - load[j as usize];
-                if j != from && room >= it.work {
-                    let b = it.bytes_on(j);
-                    if best.is_none_or(|(bb, bj)| b < bb || (b == bb && j < bj)) {
-                        best = Some((b, j));
-                    }
-                }
-            }
+            let mut best =
+                it.nearest(|j| j != from && cap[j as usize] - load[j as usize] >= it.work);
             if best.is_none() {
                 while let Some(&(room, j, v)) = by_room.peek() {
                     if v != version[j as usize] {

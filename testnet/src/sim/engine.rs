@@ -1277,7 +1277,7 @@ impl<'a> Sim<'a> {
         let Some(x) = self.jobs.get(j as usize) else {
             return;
         };
-        if let Origin::Reservation(attempt) | Origin::Base(attempt) = x.origin {
+        if let Origin::Reservation(attempt) = x.origin {
             let task = x.task;
             self.push(self.now + DETECT_MS, Ev::Detect { task, attempt });
         }
