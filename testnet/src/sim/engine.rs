@@ -169,20 +169,47 @@ enum Msg {
 #[derive(Debug, Clone)]
 enum Ev {
     Arrive(u32),
-    Deliver { to: u32, from: u32, msg: Msg },
-    OwnerTimer { node: u32, gen: u64 },
-    BidderTimer { node: u32, gen: u64 },
-    FlowDone { flow: FlowId, version: u32 },
-    Fetched { job: u32 },
-    FetchRetry { job: u32, input: u8 },
-    ComputeDone { job: u32 },
+    Deliver {
+        to: u32,
+        from: u32,
+        msg: Msg,
+    },
+    OwnerTimer {
+        node: u32,
+        gen: u64,
+    },
+    BidderTimer {
+        node: u32,
+        gen: u64,
+    },
+    FlowDone {
+        flow: FlowId,
+        version: u32,
+    },
+    Fetched {
+        job: u32,
+    },
+    FetchRetry {
+        job: u32,
+        input: u8,
+    },
+    ComputeDone {
+        job: u32,
+    },
     Crash(u32),
     Restart(u32),
     Gossip(u32),
     Refresh(u32),
-    Detect { task: u32, attempt: u32 },
-    ResultRetry { job: u32 },
+    Detect {
+        task: u32,
+        attempt: u32,
+    },
+    ResultRetry {
+        job: u32,
+    },
     RateTick,
+    /// Spillback: place the tasks waiting for a free slot anywhere.
+    Drain,
 }
 
 struct Entry {
@@ -275,6 +302,10 @@ pub struct Sim<'a> {
     base_msg_bytes: u64,
     owner_cfg: OwnerConfig,
     tick_pending: bool,
+    /// Spillback: tasks (and their attempt) waiting until some node has a
+    /// free slot, oldest first, as in a raylet's queue.
+    pending: VecDeque<(u32, u32)>,
+    drain_pending: bool,
 }
 
 fn nid(i: u32) -> NodeId {
@@ -391,6 +422,8 @@ impl<'a> Sim<'a> {
             base_msg_bytes,
             owner_cfg,
             tick_pending: false,
+            pending: VecDeque::new(),
+            drain_pending: false,
         };
         for i in 0..n {
             sim.snap[i] = Snapshot {
@@ -477,7 +510,8 @@ impl<'a> Sim<'a> {
             .filter(|x| !matches!(x.state, JobState::Dead | JobState::Done))
             .map(|x| x.task);
         let waiting = self.nodes.iter().flat_map(|n| n.waiting.iter().copied());
-        for t in live.chain(waiting) {
+        let queued = self.pending.iter().map(|(t, _)| *t);
+        for t in live.chain(waiting).chain(queued) {
             if let Some(p) = in_progress.get_mut(t as usize) {
                 *p = true;
             }
@@ -487,6 +521,8 @@ impl<'a> Sim<'a> {
     }
 
     fn handle(&mut self, ev: Ev) {
+        // A finished computation or a node back up frees a slot.
+        let frees = matches!(ev, Ev::ComputeDone { .. } | Ev::Restart(_));
         match ev {
             Ev::Arrive(t) => self.arrive(t),
             Ev::RateTick => {
@@ -526,6 +562,11 @@ impl<'a> Sim<'a> {
             Ev::Refresh(node) => self.refresh(node),
             Ev::Detect { task, attempt } => self.detect(task, attempt),
             Ev::ResultRetry { job } => self.base_deliver(job),
+            Ev::Drain => self.drain(),
+        }
+        if frees && !self.pending.is_empty() && !self.drain_pending {
+            self.drain_pending = true;
+            self.push(self.now, Ev::Drain);
         }
     }
 
@@ -614,6 +655,8 @@ impl<'a> Sim<'a> {
                 if let Some(j) = self.jobs.get_mut(job as usize) {
                     if j.state == JobState::Delivering {
                         j.state = JobState::Done;
+                        // The worker forgets the run once acknowledged.
+                        self.forget_job(job);
                     }
                 }
                 self.base_result(task, attempt);
@@ -1235,7 +1278,37 @@ impl<'a> Sim<'a> {
             }
             return;
         }
-        let w = self.choose(owner, t);
+        match self.choose(owner, t) {
+            Some(w) => self.assign(owner, t, w, attempt),
+            None => {
+                // Spillback, no free slot anywhere: the task waits.
+                self.base[t as usize].worker = owner;
+                self.pending.push_back((t, attempt));
+            }
+        }
+    }
+
+    /// Spillback: places waiting tasks, oldest first, while some node has
+    /// a free slot. A task whose owner is down waits for the owner's
+    /// restart, which re-dispatches it.
+    fn drain(&mut self) {
+        self.drain_pending = false;
+        while let Some(&(t, attempt)) = self.pending.front() {
+            let b = self.base[t as usize];
+            let owner = self.s.work.tasks[t as usize].owner;
+            if b.committed || b.attempt != attempt || !self.nodes[owner as usize].up {
+                self.pending.pop_front();
+                continue;
+            }
+            let Some(w) = self.spillback(owner, t) else {
+                break;
+            };
+            self.pending.pop_front();
+            self.assign(owner, t, w, attempt);
+        }
+    }
+
+    fn assign(&mut self, owner: u32, t: u32, w: u32, attempt: u32) {
         self.base[t as usize].worker = w;
         if w == owner {
             self.start_job(w, t, Origin::Base(attempt));
@@ -1350,11 +1423,11 @@ impl<'a> Sim<'a> {
         c
     }
 
-    fn choose(&mut self, owner: u32, t: u32) -> u32 {
+    /// Where `t` runs; `None` only under spillback when every slot is taken.
+    fn choose(&mut self, owner: u32, t: u32) -> Option<u32> {
         let topo = self.s.topo;
-        let def = &self.s.work.tasks[t as usize];
         let load = |s: &Snapshot, n: usize| f64::from(s.load) / f64::from(topo.nodes[n].slots);
-        match self.policy {
+        Some(match self.policy {
             Policy::Random => {
                 let c = self.candidates(owner, t);
                 c[self.rng.below(c.len())]
@@ -1380,46 +1453,106 @@ impl<'a> Sim<'a> {
                 }
                 best
             }
-            Policy::DataLocality => {
-                let mut best: Option<(u64, u32)> = None;
-                let mut per: Vec<(u32, u64)> = Vec::new();
-                for b in &def.inputs {
-                    let blob = &self.s.work.blobs[*b as usize];
-                    if !self.nodes[blob.holder as usize].up {
-                        continue;
-                    }
-                    match per.iter_mut().find(|x| x.0 == blob.holder) {
-                        Some(x) => x.1 += blob.size,
-                        None => per.push((blob.holder, blob.size)),
-                    }
-                }
-                for (h, bytes) in per {
-                    if best.is_none_or(|(b, p)| bytes > b || (bytes == b && h < p)) {
-                        best = Some((bytes, h));
-                    }
-                }
-                match best {
-                    Some((_, h)) => h,
-                    None => {
-                        // Every holder is down: least loaded.
-                        let c = self.candidates(owner, t);
-                        let mut best = c[0];
-                        let mut bl = f64::INFINITY;
-                        for p in c {
-                            let l = load(&self.snap[p as usize], p as usize);
-                            if l < bl {
-                                bl = l;
-                                best = p;
-                            }
+            Policy::DataLocality => match self.most_bytes_holder(t) {
+                Some(h) => h,
+                None => {
+                    // Every holder is down: least loaded.
+                    let c = self.candidates(owner, t);
+                    let mut best = c[0];
+                    let mut bl = f64::INFINITY;
+                    for p in c {
+                        let l = load(&self.snap[p as usize], p as usize);
+                        if l < bl {
+                            bl = l;
+                            best = p;
                         }
-                        best
                     }
+                    best
                 }
-            }
+            },
+            Policy::Spillback => return self.spillback(owner, t),
             Policy::Skippy => self.skippy(owner, t),
             Policy::Omniscient => self.omniscient(t),
             Policy::Auction | Policy::PowerOfTwo => owner,
+        })
+    }
+
+    /// The live node holding the most of `t`'s input bytes (lowest id on
+    /// a tie), if any holder is up.
+    fn most_bytes_holder(&self, t: u32) -> Option<u32> {
+        let mut per: Vec<(u32, u64)> = Vec::new();
+        for b in &self.s.work.tasks[t as usize].inputs {
+            let blob = &self.s.work.blobs[*b as usize];
+            if !self.nodes[blob.holder as usize].up {
+                continue;
+            }
+            match per.iter_mut().find(|x| x.0 == blob.holder) {
+                Some(x) => x.1 += blob.size,
+                None => per.push((blob.holder, blob.size)),
+            }
         }
+        per.into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|(h, _)| h)
+    }
+
+    /// Ray's default scheduling, as its documentation describes it: a task
+    /// goes to an *available* node (a free slot now), preferring the one
+    /// holding most of its input bytes; when that holder is busy, the
+    /// hybrid policy takes the owner while it is under half used, else a
+    /// random one of the least used available nodes (the fifth of the
+    /// cluster with the lowest use, use under half counting as zero);
+    /// `None` when no node is available (the task then waits in a queue
+    /// until a slot frees anywhere). The view of who is available is the
+    /// true one, as fresh as a raylet re-checking on arrival; assignments
+    /// still in flight (one path latency) are not in it.
+    fn spillback(&mut self, owner: u32, t: u32) -> Option<u32> {
+        let topo = self.s.topo;
+        let used = |j: usize| self.demand(j) as f64 / f64::from(topo.nodes[j].slots);
+        let preferred = self.most_bytes_holder(t).unwrap_or(owner);
+        if self.nodes[preferred as usize].up && used(preferred as usize) < 1.0 {
+            return Some(preferred);
+        }
+        let o = owner as usize;
+        if used(o) < 0.5 {
+            return Some(owner);
+        }
+        let mut avail: Vec<(f64, u32)> = (0..topo.len())
+            .filter(|j| self.nodes[*j].up)
+            .filter_map(|j| {
+                let u = used(j);
+                (u < 1.0).then_some((if u < 0.5 { 0.0 } else { u }, j as u32))
+            })
+            .collect();
+        if avail.is_empty() {
+            return None;
+        }
+        let k = (topo.len() / 5).max(1);
+        if avail.len() > k {
+            avail.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            // Ties at the cut stay in: every node under half used is equal.
+            let cut = avail[k - 1].0;
+            let mut rest = avail.split_off(k);
+            rest.retain(|x| x.0 <= cut);
+            avail.append(&mut rest);
+        }
+        Some(avail[self.rng.below(avail.len())].1)
+    }
+
+    /// Runs at node `j` that hold or wait for one of its slots (fetching,
+    /// queued or computing): what a scheduler tracking its own leases
+    /// counts against the node's slots.
+    fn demand(&self, j: usize) -> usize {
+        self.nodes[j]
+            .jobs
+            .iter()
+            .filter(|x| {
+                matches!(
+                    self.jobs[**x as usize].state,
+                    JobState::Fetching | JobState::Ready | JobState::Binding | JobState::Computing
+                )
+            })
+            .count()
     }
 
     /// Nominal time to bring `t`'s missing inputs to `j`, ms.
@@ -1496,8 +1629,7 @@ impl<'a> Sim<'a> {
                 continue;
             }
             let d = &topo.nodes[j];
-            let active = n.jobs.len();
-            let wait = if active < usize::from(d.slots) {
+            let wait = if self.demand(j) < usize::from(d.slots) {
                 0.0
             } else {
                 n.backlog / (d.speed * f64::from(d.slots))
@@ -1654,9 +1786,9 @@ impl<'a> Sim<'a> {
     fn gossip(&mut self, node: u32) {
         let i = node as usize;
         if self.nodes[i].up {
+            let load = self.demand(i) as u32;
             let n = &self.nodes[i];
             let slots = self.s.topo.nodes[i].slots;
-            let load = n.jobs.len() as u32;
             self.snap[i] = Snapshot {
                 load,
                 free_slots: if n.ready.is_empty() {
@@ -1668,7 +1800,7 @@ impl<'a> Sim<'a> {
             };
             if matches!(
                 self.policy,
-                Policy::Auction | Policy::LeastLoaded | Policy::Skippy
+                Policy::Auction | Policy::LeastLoaded | Policy::Skippy | Policy::Spillback
             ) {
                 // A status message reaches every peer that tracks the node.
                 let bytes = status_bytes();

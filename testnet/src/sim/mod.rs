@@ -5,7 +5,7 @@
 //! bandwidth sharing ([`net`]) and per-link latency, in one of three settings
 //! ([`topology`]), on a workload of Pareto-sized blobs born on devices and
 //! Poisson task arrivals ([`workload`]), with optional node churn. The same
-//! workload and churn run under the auction and under seven baselines; the
+//! workload and churn run under the auction and under eight baselines; the
 //! report compares them with per-metric lower bounds.
 //!
 //! ```no_run
@@ -65,6 +65,9 @@ pub enum Policy {
     PowerOfTwo,
     /// The node holding the most input bytes (Ray-style locality).
     DataLocality,
+    /// Ray's default scheduler: locality among nodes with a free slot,
+    /// otherwise a free node (packed, then spread), else queue at the data.
+    Spillback,
     /// Skippy-style weighted scoring.
     Skippy,
     /// Centralised greedy with full knowledge of queues and links.
@@ -73,13 +76,14 @@ pub enum Policy {
 
 impl Policy {
     /// Every policy, auction first.
-    pub const ALL: [Policy; 8] = [
+    pub const ALL: [Policy; 9] = [
         Policy::Auction,
         Policy::Random,
         Policy::RoundRobin,
         Policy::LeastLoaded,
         Policy::PowerOfTwo,
         Policy::DataLocality,
+        Policy::Spillback,
         Policy::Skippy,
         Policy::Omniscient,
     ];
@@ -93,6 +97,7 @@ impl Policy {
             Policy::LeastLoaded => "least_loaded",
             Policy::PowerOfTwo => "power_of_two",
             Policy::DataLocality => "data_locality",
+            Policy::Spillback => "spillback",
             Policy::Skippy => "skippy",
             Policy::Omniscient => "omniscient",
         }
@@ -740,7 +745,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0.6)]
     pub load: f64,
     /// Policies to compare, comma-separated (auction, random, round_robin,
-    /// least_loaded, power_of_two, data_locality, skippy, omniscient) or `all`.
+    /// least_loaded, power_of_two, data_locality, spillback, skippy, omniscient) or `all`.
     #[arg(long, default_value = "all")]
     pub policies: String,
     /// Print the report as JSON on stdout (the table goes to stderr).
@@ -902,8 +907,42 @@ mod tests {
     }
 
     #[test]
+    fn spillback_leaves_the_data_only_when_its_holder_is_busy() {
+        let ps = [Policy::DataLocality, Policy::Spillback];
+        let brief = |p: &PolicyReport| (p.policy.clone(), p.mean_completion_s, p.bytes_moved);
+        let quiet = SimConfig {
+            load: 0.02,
+            ..small(TopologyKind::Lan, 0.0, 2)
+        };
+        let q = run(&quiet, &ps).unwrap();
+        let r = run(&small(TopologyKind::Lan, 0.0, 2), &ps).unwrap();
+        let (q_dl, q_sb) = (&q.policies[0], &q.policies[1]);
+        let (dl, sb) = (&r.policies[0], &r.policies[1]);
+        // Nearly idle, the holders are mostly free: it moves little more
+        // than data_locality; busy, it spills far more.
+        let quiet_extra = q_sb.bytes_moved / q_dl.bytes_moved;
+        let busy_extra = sb.bytes_moved / dl.bytes_moved;
+        assert!(
+            quiet_extra < busy_extra && busy_extra > 1.5,
+            "{:?} {:?} {:?} {:?}",
+            brief(q_dl),
+            brief(q_sb),
+            brief(dl),
+            brief(sb)
+        );
+        // And so stops the queues at the data from growing without bound.
+        assert!(
+            sb.mean_completion_s * 5.0 < dl.mean_completion_s,
+            "{:?} {:?}",
+            brief(dl),
+            brief(sb)
+        );
+        assert_eq!((sb.committed, sb.lost), (600, 0));
+    }
+
+    #[test]
     fn policy_lists_parse() {
-        assert_eq!(Policy::parse_list("all").unwrap().len(), 8);
+        assert_eq!(Policy::parse_list("all").unwrap().len(), 9);
         assert_eq!(
             Policy::parse_list("auction, data_locality").unwrap(),
             vec![Policy::Auction, Policy::DataLocality]
