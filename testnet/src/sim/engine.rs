@@ -306,6 +306,8 @@ pub struct Sim<'a> {
     /// free slot, oldest first, as in a raylet's queue.
     pending: VecDeque<(u32, u32)>,
     drain_pending: bool,
+    /// Assignments sent to each node and not yet arrived.
+    inflight: Vec<u32>,
 }
 
 fn nid(i: u32) -> NodeId {
@@ -409,7 +411,7 @@ impl<'a> Sim<'a> {
             base: vec![BaseTask::default(); t],
             owned,
             runtime: vec![0.0; t],
-            rng: Rng::fork(s.seed, 1_000 + policy as u64),
+            rng: Rng::fork(s.seed, 1_000 + policy.stream()),
             st: RunStats {
                 completion: vec![None; t],
                 commits: vec![0; t],
@@ -424,6 +426,7 @@ impl<'a> Sim<'a> {
             tick_pending: false,
             pending: VecDeque::new(),
             drain_pending: false,
+            inflight: vec![0; n],
         };
         for i in 0..n {
             sim.snap[i] = Snapshot {
@@ -510,7 +513,15 @@ impl<'a> Sim<'a> {
             .filter(|x| !matches!(x.state, JobState::Dead | JobState::Done))
             .map(|x| x.task);
         let waiting = self.nodes.iter().flat_map(|n| n.waiting.iter().copied());
-        let queued = self.pending.iter().map(|(t, _)| *t);
+        let queued = self
+            .pending
+            .iter()
+            .filter(|(t, a)| {
+                let b = &self.base[*t as usize];
+                let owner = self.s.work.tasks[*t as usize].owner;
+                b.attempt == *a && !b.committed && self.nodes[owner as usize].up
+            })
+            .map(|(t, _)| *t);
         for t in live.chain(waiting).chain(queued) {
             if let Some(p) = in_progress.get_mut(t as usize) {
                 *p = true;
@@ -638,6 +649,10 @@ impl<'a> Sim<'a> {
     }
 
     fn deliver(&mut self, to: u32, from: u32, msg: Msg) {
+        if let Msg::Assign { .. } = msg {
+            let f = &mut self.inflight[to as usize];
+            *f = f.saturating_sub(1);
+        }
         if !self.nodes[to as usize].up {
             self.st.dropped_msgs += 1;
             self.dropped(to, from, msg);
@@ -1278,7 +1293,9 @@ impl<'a> Sim<'a> {
             }
             return;
         }
-        match self.choose(owner, t) {
+        // Under spillback a task does not overtake those already waiting.
+        let waiting = self.policy == Policy::Spillback && !self.pending.is_empty();
+        match if waiting { None } else { self.choose(owner, t) } {
             Some(w) => self.assign(owner, t, w, attempt),
             None => {
                 // Spillback, no free slot anywhere: the task waits.
@@ -1313,6 +1330,7 @@ impl<'a> Sim<'a> {
         if w == owner {
             self.start_job(w, t, Origin::Base(attempt));
         } else {
+            self.inflight[w as usize] += 1;
             let bytes = self.base_msg_bytes;
             self.send(owner, w, Msg::Assign { task: t, attempt }, bytes);
         }
@@ -1504,11 +1522,12 @@ impl<'a> Sim<'a> {
     /// cluster with the lowest use, use under half counting as zero);
     /// `None` when no node is available (the task then waits in a queue
     /// until a slot frees anywhere). The view of who is available is the
-    /// true one, as fresh as a raylet re-checking on arrival; assignments
-    /// still in flight (one path latency) are not in it.
+    /// true one, assignments still on their way included.
     fn spillback(&mut self, owner: u32, t: u32) -> Option<u32> {
         let topo = self.s.topo;
-        let used = |j: usize| self.demand(j) as f64 / f64::from(topo.nodes[j].slots);
+        let used = |j: usize| {
+            (self.demand(j) + self.inflight[j] as usize) as f64 / f64::from(topo.nodes[j].slots)
+        };
         let preferred = self.most_bytes_holder(t).unwrap_or(owner);
         if self.nodes[preferred as usize].up && used(preferred as usize) < 1.0 {
             return Some(preferred);
@@ -1535,6 +1554,9 @@ impl<'a> Sim<'a> {
             let mut rest = avail.split_off(k);
             rest.retain(|x| x.0 <= cut);
             avail.append(&mut rest);
+            // In node order, so that the draw does not depend on how the
+            // selection left them.
+            avail.sort_unstable_by_key(|x| x.1);
         }
         Some(avail[self.rng.below(avail.len())].1)
     }

@@ -66,7 +66,8 @@ pub enum Policy {
     /// The node holding the most input bytes (Ray-style locality).
     DataLocality,
     /// Ray's default scheduler: locality among nodes with a free slot,
-    /// otherwise a free node (packed, then spread), else queue at the data.
+    /// otherwise a free node (packed, then spread), else wait in a queue
+    /// until a slot frees anywhere.
     Spillback,
     /// Skippy-style weighted scoring.
     Skippy,
@@ -87,6 +88,22 @@ impl Policy {
         Policy::Skippy,
         Policy::Omniscient,
     ];
+
+    /// The simulator's random stream of the policy: fixed per policy, so
+    /// that adding one does not change the others' runs for a seed.
+    pub fn stream(self) -> u64 {
+        match self {
+            Policy::Auction => 0,
+            Policy::Random => 1,
+            Policy::RoundRobin => 2,
+            Policy::LeastLoaded => 3,
+            Policy::PowerOfTwo => 4,
+            Policy::DataLocality => 5,
+            Policy::Skippy => 6,
+            Policy::Omniscient => 7,
+            Policy::Spillback => 8,
+        }
+    }
 
     /// Name in reports and on the command line.
     pub fn name(self) -> &'static str {
