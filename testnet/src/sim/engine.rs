@@ -516,11 +516,7 @@ impl<'a> Sim<'a> {
         let queued = self
             .pending
             .iter()
-            .filter(|(t, a)| {
-                let b = &self.base[*t as usize];
-                let owner = self.s.work.tasks[*t as usize].owner;
-                b.attempt == *a && !b.committed && self.nodes[owner as usize].up
-            })
+            .filter(|(t, a)| self.still_waiting(*t, *a))
             .map(|(t, _)| *t);
         for t in live.chain(waiting).chain(queued) {
             if let Some(p) = in_progress.get_mut(t as usize) {
@@ -1311,18 +1307,26 @@ impl<'a> Sim<'a> {
     fn drain(&mut self) {
         self.drain_pending = false;
         while let Some(&(t, attempt)) = self.pending.front() {
-            let b = self.base[t as usize];
-            let owner = self.s.work.tasks[t as usize].owner;
-            if b.committed || b.attempt != attempt || !self.nodes[owner as usize].up {
+            if !self.still_waiting(t, attempt) {
                 self.pending.pop_front();
                 continue;
             }
+            let owner = self.s.work.tasks[t as usize].owner;
             let Some(w) = self.spillback(owner, t) else {
                 break;
             };
             self.pending.pop_front();
             self.assign(owner, t, w, attempt);
         }
+    }
+
+    /// Whether the waiting entry `(t, attempt)` is still the task's current
+    /// attempt, uncommitted, with its owner up (else the owner's restart
+    /// or a newer attempt has taken over).
+    fn still_waiting(&self, t: u32, attempt: u32) -> bool {
+        let b = &self.base[t as usize];
+        let owner = self.s.work.tasks[t as usize].owner;
+        b.attempt == attempt && !b.committed && self.nodes[owner as usize].up
     }
 
     fn assign(&mut self, owner: u32, t: u32, w: u32, attempt: u32) {
