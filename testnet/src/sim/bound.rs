@@ -274,6 +274,7 @@ mod tests {
             &WorkloadConfig {
                 tasks: 800,
                 load: 0.6,
+                shape: Default::default(),
             },
             &mut r,
         );

@@ -47,7 +47,7 @@ use serde::Serialize;
 use engine::{Outage, RunStats, Setup, Sim};
 use rng::Rng;
 use topology::{Topology, TopologyKind};
-use workload::{Workload, WorkloadConfig};
+use workload::{Shape, Workload, WorkloadConfig};
 
 /// A placement policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -173,6 +173,8 @@ pub struct SimConfig {
     /// How often flow rates are brought back to max-min fairness, ms (0:
     /// at every flow start and stop).
     pub rate_interval_ms: f64,
+    /// How heavy a task's data and compute are.
+    pub shape: Shape,
 }
 
 impl Default for SimConfig {
@@ -187,6 +189,7 @@ impl Default for SimConfig {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             lambda: None,
             rate_interval_ms: DEFAULT_RATE_INTERVAL_MS,
+            shape: Shape::default(),
         }
     }
 }
@@ -215,6 +218,7 @@ impl SimConfig {
         if !(self.load > 0.0 && self.load <= 2.0) {
             bail!("--load must be in (0, 2], got {}", self.load);
         }
+        self.shape.check().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 }
@@ -341,6 +345,8 @@ pub struct SimReport {
     pub churn: f64,
     /// Offered load.
     pub load: f64,
+    /// Blob sizes and compute costs of the workload.
+    pub shape: Shape,
     /// Nodes that crashed (and restarted).
     pub crashed_nodes: usize,
     /// Simulated span of arrivals, s.
@@ -414,6 +420,7 @@ pub fn run(cfg: &SimConfig, policies: &[Policy]) -> Result<SimReport> {
         &WorkloadConfig {
             tasks: cfg.tasks,
             load: cfg.load,
+            shape: cfg.shape,
         },
         &mut rw,
     );
@@ -501,6 +508,7 @@ pub fn run(cfg: &SimConfig, policies: &[Policy]) -> Result<SimReport> {
         seed: cfg.seed,
         churn: cfg.churn,
         load: cfg.load,
+        shape: cfg.shape,
         crashed_nodes: outages.len(),
         arrival_span_s: span / 1000.0,
         policies: reports,
@@ -642,6 +650,15 @@ pub fn table(r: &SimReport) -> String {
         r.seed,
         r.arrival_span_s
     );
+    if r.shape != Shape::default() {
+        let _ = writeln!(
+            s,
+            "workload: blobs from {:.0} kB, base compute x{}, compute per MB x{}",
+            r.shape.blob_min_bytes / 1e3,
+            r.shape.compute_scale,
+            r.shape.per_mb_scale
+        );
+    }
     let _ = writeln!(
         s,
         "{:<14} {:>9} {:>9} {:>10} {:>7} {:>11} {:>11} {:>8} {:>9} {:>6} {:>5} {:>6} {:>6} {:>6} {:>7}",
@@ -785,6 +802,18 @@ pub struct SimArgs {
     /// flows over saturated uplinks).
     #[arg(long, default_value_t = DEFAULT_RATE_INTERVAL_MS)]
     pub rate_interval_ms: f64,
+    /// Smallest blob, kB: the scale of the Pareto blob sizes (shape 1.5,
+    /// at most 64 MB; the mean is about three times this).
+    #[arg(long, default_value_t = 250.0)]
+    pub blob_kb: f64,
+    /// Multiplies every task kind's base compute cost (median train 8 s,
+    /// evaluate 3 s, predict 1.5 s, select 15 s on a reference device).
+    #[arg(long, default_value_t = 1.0)]
+    pub compute_scale: f64,
+    /// Multiplies every task kind's compute cost per input MB (train 0.4 s,
+    /// evaluate 0.2 s, predict 0.1 s, select 0.6 s on a reference device).
+    #[arg(long, default_value_t = 1.0)]
+    pub per_mb_scale: f64,
 }
 
 /// Runs `shoal-testnet sim`.
@@ -799,6 +828,11 @@ pub fn main(args: &SimArgs) -> Result<()> {
         load: args.load,
         lambda: args.lambda,
         rate_interval_ms: args.rate_interval_ms,
+        shape: Shape {
+            blob_min_bytes: args.blob_kb * 1_000.0,
+            compute_scale: args.compute_scale,
+            per_mb_scale: args.per_mb_scale,
+        },
         ..SimConfig::default()
     };
     if let Some(t) = args.threads {
@@ -832,6 +866,7 @@ mod tests {
             threads: 2,
             lambda: None,
             rate_interval_ms: DEFAULT_RATE_INTERVAL_MS,
+            shape: Shape::default(),
         }
     }
 
@@ -921,6 +956,42 @@ mod tests {
             rel(auction_exact, auction_ticked) < 0.05,
             "auction: {auction_exact} s exact, {auction_ticked} s"
         );
+    }
+
+    #[test]
+    fn the_workload_shape_is_checked_and_moves_the_data() {
+        let bad = SimConfig {
+            shape: Shape {
+                blob_min_bytes: 10.0,
+                ..Shape::default()
+            },
+            ..small(TopologyKind::Lan, 0.0, 1)
+        };
+        let e = run(&bad, &[Policy::DataLocality]).unwrap_err().to_string();
+        assert!(e.contains("--blob-kb"), "{e}");
+        let bad = SimConfig {
+            shape: Shape {
+                compute_scale: f64::NAN,
+                ..Shape::default()
+            },
+            ..small(TopologyKind::Lan, 0.0, 1)
+        };
+        let e = run(&bad, &[Policy::DataLocality]).unwrap_err().to_string();
+        assert!(e.contains("--compute-scale"), "{e}");
+        // Four times larger blobs: data_locality moves about four times
+        // the bytes (the inputs it lacks and predict's outputs scale).
+        let base = run(&small(TopologyKind::Lan, 0.0, 1), &[Policy::DataLocality]).unwrap();
+        let heavy = SimConfig {
+            shape: Shape {
+                blob_min_bytes: 4.0 * Shape::default().blob_min_bytes,
+                ..Shape::default()
+            },
+            ..small(TopologyKind::Lan, 0.0, 1)
+        };
+        let h = run(&heavy, &[Policy::DataLocality]).unwrap();
+        let ratio = h.policies[0].bytes_moved / base.policies[0].bytes_moved;
+        assert!((2.5..5.0).contains(&ratio), "{ratio}");
+        assert_eq!(h.shape, heavy.shape);
     }
 
     #[test]

@@ -51,7 +51,63 @@ pub struct WorkloadConfig {
     pub tasks: usize,
     /// Offered compute load as a fraction of total capacity (speed x slots).
     pub load: f64,
+    /// How much data a task carries against how much it computes.
+    pub shape: Shape,
 }
+
+/// How heavy the data and the compute of a task are. The default is the
+/// workload every result in docs/market.md was measured on; the knobs move
+/// it towards data-heavy (larger blobs, cheaper compute) or compute-heavy
+/// tasks, to see where a placement's trade between time and bytes holds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Shape {
+    /// Scale of the Pareto blob sizes (their minimum), bytes.
+    pub blob_min_bytes: f64,
+    /// Multiplies every task kind's base compute cost.
+    pub compute_scale: f64,
+    /// Multiplies every task kind's compute cost per input megabyte.
+    pub per_mb_scale: f64,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            blob_min_bytes: 0.25 * MB,
+            compute_scale: 1.0,
+            per_mb_scale: 1.0,
+        }
+    }
+}
+
+impl Shape {
+    /// Checks the knobs, naming the flag at fault.
+    pub fn check(&self) -> Result<(), String> {
+        let ok = |x: f64, lo: f64, hi: f64| x.is_finite() && (lo..=hi).contains(&x);
+        if !ok(self.blob_min_bytes, 1_000.0, BLOB_CAP) {
+            return Err(format!(
+                "--blob-kb must be in 1..={}, got {}",
+                BLOB_CAP / 1_000.0,
+                self.blob_min_bytes / 1_000.0
+            ));
+        }
+        if !ok(self.compute_scale, 0.001, 1_000.0) {
+            return Err(format!(
+                "--compute-scale must be in 0.001..=1000, got {}",
+                self.compute_scale
+            ));
+        }
+        if !ok(self.per_mb_scale, 0.0, 1_000.0) {
+            return Err(format!(
+                "--per-mb-scale must be in 0..=1000, got {}",
+                self.per_mb_scale
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Largest blob, bytes.
+pub const BLOB_CAP: f64 = 64.0 * MB;
 
 /// Blobs and tasks.
 #[derive(Debug, Clone)]
@@ -79,7 +135,8 @@ impl Workload {
             devices
         };
         let mut blobs = Vec::new();
-        let size = |r: &mut Rng| r.pareto(0.25 * MB, 1.5, 64.0 * MB).round() as u64;
+        let shape = cfg.shape;
+        let size = |r: &mut Rng| r.pareto(shape.blob_min_bytes, 1.5, BLOB_CAP).round() as u64;
         for d in &devices {
             for _ in 0..3 {
                 let s = size(r);
@@ -140,7 +197,10 @@ impl Workload {
                 TaskKind::Predict => (1_500.0, 100.0),
                 TaskKind::Select => (15_000.0, 600.0),
             };
-            let cost = (r.lognormal(base, 0.5) + per_mb * in_mb).round() as u64;
+            let cost = (r.lognormal(base * shape.compute_scale, 0.5)
+                + per_mb * shape.per_mb_scale * in_mb)
+                .round()
+                .max(1.0) as u64;
             let memory = ((128.0 * MB + 2.0 * in_mb * MB) as u64).min(400 << 20);
             let output = match kind {
                 TaskKind::Train => r.range(0.02, 0.5) * MB,
