@@ -28,6 +28,11 @@ pub struct BidderConfig {
     /// Tasks that run at once.
     pub slots: u16,
     /// Leases accepted beyond `slots` (they wait in the executor's queue).
+    /// The wait they cause is in every bid and the deadline check bounds it
+    /// in time; this bounds the lease records. The default, 64, was 16:
+    /// with short tasks 16 queued leases are a few seconds of work, and a
+    /// data holder that declined for a full queue sent its tasks to nodes
+    /// that had to fetch everything (docs/market.md, sixth session).
     pub max_queued: u16,
     /// Heartbeat interval, ms (keep it well under the owners' lease).
     pub heartbeat_ms: u64,
@@ -44,7 +49,7 @@ impl Default for BidderConfig {
         BidderConfig {
             memory_bytes: 1 << 30,
             slots: 2,
-            max_queued: 2,
+            max_queued: 64,
             heartbeat_ms: 1_000,
             result_resend_ms: 1_000,
             max_pending: 64,

@@ -616,6 +616,18 @@ impl Owner {
     ) {
         let Some(e) = self.tasks.get(&id) else { return };
         let invited = self.candidates(&e.spec, now, est);
+        // When the owner's own quote beats what any candidate could bid
+        // (see `decided`), asking them would only delay the same outcome.
+        if let Some((score, time_ms)) = own_quote(self.me, &self.cfg, &e.spec, now, est) {
+            if time_ms <= e.deadline.since(now)
+                && invited
+                    .iter()
+                    .all(|p| score < score_floor(p, &e.spec, &self.cfg))
+            {
+                self.run_here(id, now, out);
+                return;
+            }
+        }
         if invited.is_empty() {
             self.no_bids(id, now, est, out);
             return;
@@ -684,9 +696,42 @@ impl Owner {
             return;
         }
         bids.push(bid.clone());
-        if bids.len() == invited.len() {
+        if bids.len() == invited.len() || self.decided(bid.task, now, est) {
             self.close_auction(bid.task, now, est, out);
         }
+    }
+
+    /// Whether the auction of `id` can close before every invited peer has
+    /// answered: the best offer so far (a usable bid, or the owner's own
+    /// quote) scores below the least any silent invitee could score. That
+    /// floor is the bytes it must move (the inputs the spec does not list
+    /// it as holding, and the output) at the byte weight, with no time at
+    /// all; so waiting could not change the winner, only delay it. Its
+    /// bid would only beat the floor if it held an input the spec does not
+    /// list.
+    fn decided(&self, id: TaskId, now: Millis, est: &PeerEstimates) -> bool {
+        let Some(e) = self.tasks.get(&id) else {
+            return false;
+        };
+        let Phase::Bidding { invited, bids, .. } = &e.phase else {
+            return false;
+        };
+        let remaining = e.deadline.since(now);
+        let best_bid = bids
+            .iter()
+            .filter(|b| b.total_ms() <= remaining)
+            .map(|b| bid_score(b, &self.cfg))
+            .min_by(f64::total_cmp);
+        let own = own_quote(self.me, &self.cfg, &e.spec, now, est)
+            .filter(|(_, time_ms)| *time_ms <= remaining)
+            .map(|(score, _)| score);
+        let Some(best) = [best_bid, own].into_iter().flatten().min_by(f64::total_cmp) else {
+            return false;
+        };
+        invited
+            .iter()
+            .filter(|p| !bids.iter().any(|b| b.bidder == **p))
+            .all(|p| best < score_floor(p, &e.spec, &self.cfg))
     }
 
     fn close_auction(
@@ -1060,6 +1105,20 @@ fn own_quote(
     Some((score, time.ceil() as u64))
 }
 
+/// The least [`bid_score`] a bid of `peer` for `spec` can have: the bytes
+/// it must move (the inputs the spec does not list it as holding, and the
+/// output, which always goes back to the owner) at the byte weight, and no
+/// time.
+fn score_floor(peer: &NodeId, spec: &TaskSpec, cfg: &OwnerConfig) -> f64 {
+    let missing = spec
+        .inputs
+        .iter()
+        .filter(|b| !b.holders.contains(peer))
+        .map(|b| b.size)
+        .fold(spec.output_bytes, u64::saturating_add);
+    cfg.lambda * missing as f64 / cfg.reference_bandwidth.max(1e-9)
+}
+
 /// The spec as sent at `now`: the deadline travels as time left.
 fn spec_at(spec: &TaskSpec, deadline: Millis, now: Millis) -> TaskSpec {
     TaskSpec {
@@ -1278,19 +1337,72 @@ mod tests {
             est.set_local_wait_ms(wait_ms);
             let mut o = Owner::new(n(0), OwnerConfig::default());
             let spec = one_input_task(5, TaskKind::Train, 400, 600_000, 0, 1_000_000);
-            o.submit(spec, Millis(0), &est).unwrap();
+            let mut out = o.submit(spec, Millis(0), &est).unwrap();
             let e = o.epoch(&TaskId(5)).unwrap();
-            o.on_request(n(1), &bid(TaskId(5), e, 1, 1, 1_000_000), Millis(1), &est)
+            out.extend(o.on_request(n(1), &bid(TaskId(5), e, 1, 1, 1_000_000), Millis(1), &est));
+            out
         };
+        // Its own quote beats anything peer 1 could bid (it would have to
+        // fetch the megabyte): the task runs here without an auction.
         let here = run(0);
         assert!(
             here.iter().any(|a| matches!(a, Action::StartLocal { .. })),
+            "{here:?}"
+        );
+        assert!(
+            !here.iter().any(|a| matches!(
+                a,
+                Action::Send {
+                    msg: Request::TaskAnnounce { .. },
+                    ..
+                }
+            )),
             "{here:?}"
         );
         assert_eq!(awarded_to(&here), None);
         // A minute of queue here is worth more than moving the megabyte.
         let away = run(60_000);
         assert_eq!(awarded_to(&away), Some(n(1)), "{away:?}");
+    }
+
+    #[test]
+    fn the_auction_closes_once_no_silent_peer_could_beat_the_best_bid() {
+        // Peer 1 holds the 1 MB input; peers 2 and 3 would have to fetch it,
+        // 20 s of score at lambda 20 before any time.
+        let est = est_of(3);
+        let run = |holder_total_ms: u64| {
+            let mut o = Owner::new(n(0), OwnerConfig::default());
+            let spec = one_input_task(6, TaskKind::Train, 400, 600_000, 1, 1_000_000);
+            let got = invited(&o.submit(spec, Millis(0), &est).unwrap());
+            assert_eq!(got.len(), 3);
+            let e = o.epoch(&TaskId(6)).unwrap();
+            let a = o.on_request(
+                n(1),
+                &bid(TaskId(6), e, 1, holder_total_ms, 1),
+                Millis(1),
+                &est,
+            );
+            (o, a)
+        };
+        // A 0.1 s bid from the holder: nobody else can come near it.
+        let (_, a) = run(100);
+        assert_eq!(awarded_to(&a), Some(n(1)), "{a:?}");
+        // A 30 s bid (a long queue at the holder): peers 2 and 3 might bid
+        // less, so the owner waits for them or for the window's end.
+        let (mut o, a) = run(30_000);
+        assert_eq!(awarded_to(&a), None, "{a:?}");
+        let e = o.epoch(&TaskId(6)).unwrap();
+        o.on_request(n(2), &bid(TaskId(6), e, 2, 500, 1_000_001), Millis(2), &est);
+        let a = o.on_request(n(3), &bid(TaskId(6), e, 3, 900, 1_000_001), Millis(3), &est);
+        assert_eq!(awarded_to(&a), Some(n(2)), "{a:?}");
+    }
+
+    fn est_of(peers: u64) -> PeerEstimates {
+        let mut est = PeerEstimates::new(EstimatesConfig::default(), SpeedClass::Small);
+        for i in 1..=peers {
+            est.on_seen(n(i), Millis(0));
+        }
+        est
     }
 
     #[test]

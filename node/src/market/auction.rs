@@ -181,7 +181,6 @@ pub fn spawn(
         BidderConfig {
             slots,
             // Busy nodes still bid (their wait is in the price).
-            max_queued: 16,
             ..BidderConfig::default()
         },
     );

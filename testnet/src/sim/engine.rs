@@ -1978,13 +1978,12 @@ fn status_bytes() -> u64 {
 }
 
 /// The bidder configuration a node of this device uses: as the node daemon
-/// sets it (its slots, its memory, a queue of 16 beyond the slots).
+/// sets it (its slots, its memory, the default queue beyond the slots).
 fn bidder_cfg(topo: &Topology, i: usize) -> BidderConfig {
     let d = &topo.nodes[i];
     BidderConfig {
         slots: d.slots,
         memory_bytes: d.memory,
-        max_queued: 16,
         ..BidderConfig::default()
     }
 }
