@@ -44,8 +44,12 @@ const COMMANDS: usize = 64;
 /// Internal events (finished runs, fetches).
 const INTERNAL: usize = 256;
 /// Outbound auction messages in flight at once; more are dropped (every
-/// auction message is safe to lose: the state machines re-send).
-const MAX_SENDS: usize = 256;
+/// auction message is safe to lose: the state machines re-send). The
+/// bidder heartbeats every lease (up to `slots + max_queued`, 66 on a
+/// two-slot node) each second, and a send to an unreachable owner holds
+/// its permit for `SEND_TIMEOUT`: 1024 leaves room for bids and results
+/// while one owner is gone.
+const MAX_SENDS: usize = 1024;
 /// How often the timers are checked.
 const TICK: Duration = Duration::from_millis(50);
 /// Ledger records kept in memory (the store keeps them all).
@@ -360,10 +364,12 @@ impl MarketLoop {
                         };
                         if let Request::Bid(b) = &request {
                             self.note_bid(from, b);
-                            // Only a bid (or a tick) closes an auction,
-                            // where the owner quotes itself.
-                            self.sync_local_wait(now);
                         }
+                        // A bid can close an auction and a declined award
+                        // or a released lease can start one: both may
+                        // weigh the owner's own quote, so its queue wait
+                        // must be current.
+                        self.sync_local_wait(now);
                         let a = self.owner.on_request(from, &request, now, &self.est);
                         let touched: Vec<TaskId> = task.into_iter().collect();
                         self.after_owner(a, &touched, now);
@@ -577,6 +583,9 @@ impl MarketLoop {
 
     fn submit(&mut self, tasks: Vec<Prepared>) -> Result<Vec<TaskRecord>, MarketError> {
         let now = now_ms();
+        // A submission may keep the task here on the owner's own quote
+        // without an auction: the quote needs the current queue wait.
+        self.sync_local_wait(now);
         let before = self.owner.clone();
         let mut all_actions = Vec::new();
         let mut new_records = Vec::new();

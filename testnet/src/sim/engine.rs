@@ -597,6 +597,9 @@ impl<'a> Sim<'a> {
             let spec = spec_of(self.s, t, self.now - self.s.work.tasks[t as usize].arrival);
             let now = self.ms();
             let n = &mut self.nodes[owner as usize];
+            // The owner may keep the task on its own quote without an
+            // auction, as the node does after refreshing its queue wait.
+            sync_local_wait(n, now);
             if let (Some(o), Some(est)) = (n.owner.as_mut(), n.est.as_ref()) {
                 match o.submit(spec, now, est) {
                     Ok(a) => self.apply(owner, true, a),
@@ -734,11 +737,9 @@ impl<'a> Sim<'a> {
         match req {
             Request::Bid(_) | Request::AwardAck { .. } | Request::Heartbeat { .. } => {
                 let n = &mut self.nodes[me];
-                if matches!(req, Request::Bid(_)) {
-                    // Only a bid (or a tick) can close an auction, where the
-                    // owner quotes itself.
-                    sync_local_wait(n, now);
-                }
+                // A bid can close an auction and a declined award can start
+                // one; both may weigh the owner's own quote (as the node).
+                sync_local_wait(n, now);
                 if let (Some(o), Some(est)) = (n.owner.as_mut(), n.est.as_ref()) {
                     let a = o.on_request(nid(from), req, now, est);
                     self.apply(to, true, a);
