@@ -620,10 +620,7 @@ impl Owner {
         // When the owner's own quote beats what any candidate could bid
         // (see `decided`), asking them would only delay the same outcome.
         if let Some((score, time_ms)) = own_quote(self.me, &self.cfg, &e.spec, now, est) {
-            if time_ms <= e.deadline.since(now)
-                && invited
-                    .iter()
-                    .all(|p| score < score_floor(p, &e.spec, &self.cfg))
+            if time_ms <= e.deadline.since(now) && below_floors(score, &invited, &e.spec, &self.cfg)
             {
                 self.run_here(id, now, out);
                 return;
@@ -729,10 +726,10 @@ impl Owner {
         let Some(best) = [best_bid, own].into_iter().flatten().min_by(f64::total_cmp) else {
             return false;
         };
-        invited
+        let silent = invited
             .iter()
-            .filter(|p| !bids.iter().any(|b| b.bidder == **p))
-            .all(|p| best < score_floor(p, &e.spec, &self.cfg))
+            .filter(|p| !bids.iter().any(|b| b.bidder == **p));
+        below_floors(best, silent, &e.spec, &self.cfg)
     }
 
     fn close_auction(
@@ -1106,18 +1103,25 @@ fn own_quote(
     Some((score, time.ceil() as u64))
 }
 
-/// The least [`bid_score`] a bid of `peer` for `spec` can have: the bytes
-/// it must move (the inputs the spec does not list it as holding, and the
-/// output, which always goes back to the owner) at the byte weight, and no
-/// time.
-fn score_floor(peer: &NodeId, spec: &TaskSpec, cfg: &OwnerConfig) -> f64 {
-    let missing = spec
-        .inputs
-        .iter()
-        .filter(|b| !b.holders.contains(peer))
-        .map(|b| b.size)
-        .fold(spec.output_bytes, u64::saturating_add);
-    cfg.lambda * missing as f64 / cfg.reference_bandwidth.max(1e-9)
+/// Whether `score` is below the least [`bid_score`] any of `peers` could
+/// bid for `spec`: the bytes each must move (the inputs the spec does not
+/// list it as holding, and the output, which always goes back to the
+/// owner) at the byte weight, with no time at all.
+fn below_floors<'a>(
+    score: f64,
+    peers: impl IntoIterator<Item = &'a NodeId>,
+    spec: &TaskSpec,
+    cfg: &OwnerConfig,
+) -> bool {
+    peers.into_iter().all(|p| {
+        let missing = spec
+            .inputs
+            .iter()
+            .filter(|b| !b.holders.contains(p))
+            .map(|b| b.size)
+            .fold(spec.output_bytes, u64::saturating_add);
+        score < cfg.lambda * missing as f64 / cfg.reference_bandwidth.max(1e-9)
+    })
 }
 
 /// The spec as sent at `now`: the deadline travels as time left.

@@ -366,10 +366,12 @@ impl MarketLoop {
                             self.note_bid(from, b);
                         }
                         // A bid can close an auction and a declined award
-                        // or a released lease can start one: both may
+                        // (or a released lease) can start one: both may
                         // weigh the owner's own quote, so its queue wait
-                        // must be current.
-                        self.sync_local_wait(now);
+                        // must be current. Heartbeats and results cannot.
+                        if matches!(request, Request::Bid(_) | Request::AwardAck { .. }) {
+                            self.sync_local_wait(now);
+                        }
                         let a = self.owner.on_request(from, &request, now, &self.est);
                         let touched: Vec<TaskId> = task.into_iter().collect();
                         self.after_owner(a, &touched, now);

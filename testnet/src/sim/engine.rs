@@ -739,7 +739,9 @@ impl<'a> Sim<'a> {
                 let n = &mut self.nodes[me];
                 // A bid can close an auction and a declined award can start
                 // one; both may weigh the owner's own quote (as the node).
-                sync_local_wait(n, now);
+                if matches!(req, Request::Bid(_) | Request::AwardAck { .. }) {
+                    sync_local_wait(n, now);
+                }
                 if let (Some(o), Some(est)) = (n.owner.as_mut(), n.est.as_ref()) {
                     let a = o.on_request(nid(from), req, now, est);
                     self.apply(to, true, a);

@@ -218,7 +218,7 @@ impl SimConfig {
         if !(self.load > 0.0 && self.load <= 2.0) {
             bail!("--load must be in (0, 2], got {}", self.load);
         }
-        self.shape.check().map_err(anyhow::Error::msg)?;
+        self.shape.check()?;
         Ok(())
     }
 }

@@ -81,26 +81,26 @@ impl Default for Shape {
 
 impl Shape {
     /// Checks the knobs, naming the flag at fault.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> anyhow::Result<()> {
         let ok = |x: f64, lo: f64, hi: f64| x.is_finite() && (lo..=hi).contains(&x);
         if !ok(self.blob_min_bytes, 1_000.0, BLOB_CAP) {
-            return Err(format!(
+            anyhow::bail!(
                 "--blob-kb must be in 1..={}, got {}",
                 BLOB_CAP / 1_000.0,
                 self.blob_min_bytes / 1_000.0
-            ));
+            );
         }
         if !ok(self.compute_scale, 0.001, 1_000.0) {
-            return Err(format!(
+            anyhow::bail!(
                 "--compute-scale must be in 0.001..=1000, got {}",
                 self.compute_scale
-            ));
+            );
         }
         if !ok(self.per_mb_scale, 0.0, 1_000.0) {
-            return Err(format!(
+            anyhow::bail!(
                 "--per-mb-scale must be in 0..=1000, got {}",
                 self.per_mb_scale
-            ));
+            );
         }
         Ok(())
     }
