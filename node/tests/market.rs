@@ -215,3 +215,72 @@ fn owner_killed_after_acknowledging_ends_the_task_exactly_once() {
         .count() as u64;
     assert_eq!(committed, c, "{list}");
 }
+
+#[test]
+fn a_queued_task_fetches_its_inputs_while_it_waits_for_a_slot() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let b = Node::start(
+        dirs[1].path(),
+        &[
+            "--source",
+            "sea:seed=11,n=8000",
+            "--rate",
+            "0",
+            "--snapshot-every",
+            "1000",
+        ],
+    );
+    let boot = b.bootstrap_addr();
+    // A runs every task it owns itself, one at a time, on B's data.
+    let a = Node::start(
+        dirs[0].path(),
+        &[
+            "--bootstrap",
+            &boot,
+            "--placement",
+            "local",
+            "--task-slots",
+            "1",
+        ],
+    );
+    let blobs = wait_for("three data blobs on B", || {
+        let (_, v) = b.get("/v1/blobs");
+        let hs: Vec<String> = v["blobs"]
+            .as_array()?
+            .iter()
+            .filter_map(|x| x["hash"].as_str().map(str::to_string))
+            .collect();
+        (hs.len() >= 3).then_some(hs)
+    });
+    wait_for("A connected to B", || {
+        let (_, v) = a.get("/v1/peers");
+        (v.to_string().contains(&b.peer_id)).then_some(())
+    });
+    let inputs: Vec<Value> = blobs
+        .iter()
+        .take(3)
+        .map(|h| json!({"hash": h, "holders": [b.peer_id]}))
+        .collect();
+    let select = json!({"kind": "select", "models": ["knn", "ht", "nb", "lr"],
+                        "inputs": inputs, "deadline_s": 120});
+    let tasks = submit(&a, &json!({"tasks": [select, select, select]}));
+    let mut waited = 0;
+    for t in &tasks {
+        let done = finished(&a, t["id"].as_str().unwrap());
+        assert_eq!(done["state"], "committed", "{done}");
+        let s = &done["result"]["summary"];
+        // B's data crossed the network...
+        assert!(s["fetched_bytes"].as_u64().unwrap() > 10_000, "{done}");
+        assert_eq!(s["leaderboard"].as_array().unwrap().len(), 4, "{done}");
+        // ...before the task took the slot, never while holding it.
+        let fetched = s["fetched_after_ms"].as_u64().unwrap();
+        let slot = s["slot_after_ms"].as_u64().unwrap();
+        assert!(fetched <= slot, "{done}");
+        if slot > fetched {
+            waited += 1;
+        }
+    }
+    // With one slot, the tasks that queued had their inputs in hand while
+    // they waited.
+    assert!(waited >= 1, "no task waited for the slot: {tasks:?}");
+}

@@ -1,8 +1,9 @@
 //! The worker's side of the market: price announced tasks, take awards,
 //! heartbeat, deliver results, and drop work that was given to someone else.
 //!
-//! A bid is `wait + compute + transfer-in + transfer-out` (see
-//! [`Bidder::price`]). The bidder does not bid when it cannot meet the
+//! A bid is `max(wait, transfer-in) + compute + transfer-out` (see
+//! [`Bidder::price`]): the inputs are fetched while the task waits for a
+//! slot. The bidder does not bid when it cannot meet the
 //! deadline or hold the task in memory.
 //!
 //! ```text
@@ -64,7 +65,8 @@ pub struct BidContext<'a> {
     pub estimates: &'a PeerEstimates,
     /// Whether a blob is held locally.
     pub has_blob: &'a dyn Fn(&Hash) -> bool,
-    /// Inbound transfers in progress; a new one shares the downlink with them.
+    /// Inbound transfers in progress or waiting to start; a new one
+    /// shares the downlink with them (or waits behind them).
     pub inbound_transfers: usize,
 }
 
@@ -219,7 +221,8 @@ impl Bidder {
         free.iter().min().map_or(0, |t| t.since(now))
     }
 
-    /// Prices `spec`: `wait + compute + transfer_in + transfer_out`.
+    /// Prices `spec`: `max(wait, transfer_in) + compute + transfer_out`
+    /// ([`Bid::total_ms`]; the executor fetches while the task waits).
     ///
     /// * wait: until a slot frees up (see above);
     /// * compute: `compute_cost / local speed` for the task kind;
@@ -748,6 +751,39 @@ mod tests {
         let held = |h: &Hash| h.0[0] == 7;
         let local = b.price(&s, Millis(0), &ctx(&e, &held, 0)).unwrap();
         assert_eq!((local.transfer_in_ms, local.non_local_bytes), (0, 0));
+    }
+
+    #[test]
+    fn the_inputs_arrive_while_the_task_waits_for_a_slot() {
+        // One slot, busy for 250 ms with a task of its own.
+        let mut b = Bidder::new(
+            n(1),
+            BidderConfig {
+                slots: 1,
+                ..Default::default()
+            },
+        );
+        let e = est();
+        let none = |_: &Hash| false;
+        let award = Request::Award {
+            spec: spec(1, vec![]),
+            epoch: Epoch(1),
+            lease_ms: 4_000,
+        };
+        b.on_request(n(0), &award, Millis(0), &ctx(&e, &none, 0));
+        // A 100 ms fetch fits in that wait: it adds nothing.
+        let s = spec(2, vec![blob(7, 1_000_000, &[2])]);
+        let bid = b.price(&s, Millis(0), &ctx(&e, &none, 0)).unwrap();
+        assert_eq!((bid.wait_ms, bid.transfer_in_ms), (250, 100));
+        assert_eq!(bid.total_ms(), 250 + bid.compute_ms + bid.transfer_out_ms);
+        // Behind four transfers waiting their turn it takes 500 ms, and
+        // the task waits for its inputs rather than for the slot.
+        let queued = b.price(&s, Millis(0), &ctx(&e, &none, 4)).unwrap();
+        assert_eq!(queued.transfer_in_ms, 500);
+        assert_eq!(
+            queued.total_ms(),
+            500 + queued.compute_ms + queued.transfer_out_ms
+        );
     }
 
     #[test]

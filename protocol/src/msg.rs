@@ -228,11 +228,13 @@ pub struct Bid {
 }
 
 impl Bid {
-    /// Estimated completion time, ms (the sum of the parts, saturating).
+    /// Estimated completion time, ms (saturating): the inputs are
+    /// fetched while the task waits for a slot, then it computes and sends
+    /// its output back.
     pub fn total_ms(&self) -> u64 {
         self.wait_ms
+            .max(self.transfer_in_ms)
             .saturating_add(self.compute_ms)
-            .saturating_add(self.transfer_in_ms)
             .saturating_add(self.transfer_out_ms)
     }
 }

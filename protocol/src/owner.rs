@@ -1096,9 +1096,8 @@ fn own_quote(
     let missing_inputs = spec.inputs.iter().filter(|b| !b.holders.contains(&me));
     let (transfer, missing) =
         crate::bidder::fetch_estimate(me, missing_inputs, est, now, 1.0).ok()?;
-    let time = est.local_wait_ms() as f64
-        + spec.compute_cost as f64 / est.local_speed(spec.kind, now)
-        + transfer;
+    let time = (est.local_wait_ms() as f64).max(transfer)
+        + spec.compute_cost as f64 / est.local_speed(spec.kind, now);
     let score = time + cfg.lambda * missing as f64 / cfg.reference_bandwidth.max(1e-9);
     Some((score, time.ceil() as u64))
 }

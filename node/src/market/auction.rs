@@ -50,6 +50,9 @@ const INTERNAL: usize = 256;
 /// its permit for `SEND_TIMEOUT`: 1024 leaves room for bids and results
 /// while one owner is gone.
 const MAX_SENDS: usize = 1024;
+/// Runs fetching their missing inputs at once (each fetches its inputs
+/// one after the other); more wait their turn, oldest first.
+const MAX_FETCHING: usize = 4;
 /// How often the timers are checked.
 const TICK: Duration = Duration::from_millis(50);
 /// Ledger records kept in memory (the store keeps them all).
@@ -135,6 +138,8 @@ pub struct MarketLoop {
     slots: Arc<Semaphore>,
     load: Arc<AtomicUsize>,
     inbound: Arc<AtomicUsize>,
+    fetching: Arc<Semaphore>,
+    prefetch: Arc<Semaphore>,
     sends: Arc<Semaphore>,
     internal_tx: mpsc::Sender<Internal>,
     counts_tx: watch::Sender<MarketCounts>,
@@ -230,6 +235,8 @@ pub fn spawn(
         slots: Arc::new(Semaphore::new(usize::from(slots))),
         load,
         inbound: Arc::new(AtomicUsize::new(0)),
+        fetching: Arc::new(Semaphore::new(MAX_FETCHING)),
+        prefetch: Arc::new(Semaphore::new(kib(cfg.blob_budget_bytes) as usize)),
         sends: Arc::new(Semaphore::new(MAX_SENDS)),
         internal_tx,
         counts_tx,
@@ -1027,9 +1034,9 @@ impl MarketLoop {
         });
     }
 
-    /// Starts a run: waits for a slot, fetches the inputs it lacks (each
-    /// from its first reachable holder, verified chunk by chunk), computes
-    /// on the blocking pool and reports back.
+    /// Starts a run: fetches the inputs it lacks (each from its first
+    /// reachable holder, verified chunk by chunk) while it waits for a
+    /// slot, computes on the blocking pool and reports back.
     fn start(&mut self, spec: TaskSpec, epoch: Epoch, role: Role, _now: Millis) {
         if let Some(r) = self.runs.get_mut(&spec.id) {
             // Same work under a newer epoch: rebind, do not restart.
@@ -1051,6 +1058,8 @@ impl MarketLoop {
             slots: self.slots.clone(),
             load: self.load.clone(),
             inbound: self.inbound.clone(),
+            fetching: self.fetching.clone(),
+            prefetch: self.prefetch.clone(),
             tx: self.internal_tx.clone(),
             budget: self.cfg.blob_budget_bytes,
             holders_rank: rank_holders(&self.est, &spec),
@@ -1073,6 +1082,41 @@ fn task_of(msg: &Request) -> Option<TaskId> {
         Request::Result(r) => Some(r.task),
         _ => None,
     }
+}
+
+/// Inputs a run still has to fetch, counted in the node's inbound
+/// transfers (which its bids price) until fetched or the run ends.
+struct Pending<'a> {
+    count: &'a AtomicUsize,
+    left: usize,
+}
+
+impl<'a> Pending<'a> {
+    fn new(count: &'a AtomicUsize, n: usize) -> Self {
+        count.fetch_add(n, Ordering::Relaxed);
+        Pending { count, left: n }
+    }
+
+    fn done_one(&mut self) {
+        if self.left > 0 {
+            self.left -= 1;
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(self.left, Ordering::Relaxed);
+    }
+}
+
+/// Bytes in KiB, rounded up, as semaphore permits (at most 256 GiB: a
+/// semaphore holds fewer permits on a 32-bit device).
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .clamp(1, u32::MAX >> 4)
 }
 
 fn body_runtime(b: &ResultBody) -> u64 {
@@ -1107,6 +1151,8 @@ struct RunCtx {
     slots: Arc<Semaphore>,
     load: Arc<AtomicUsize>,
     inbound: Arc<AtomicUsize>,
+    fetching: Arc<Semaphore>,
+    prefetch: Arc<Semaphore>,
     tx: mpsc::Sender<Internal>,
     budget: u64,
     holders_rank: Vec<Vec<NodeId>>,
@@ -1144,9 +1190,7 @@ impl RunCtx {
         let mut last = format!("input {} has no holder", b.hash);
         for h in holders.iter().filter(|h| **h != self.me) {
             let Some(peer) = peer_of(h) else { continue };
-            self.inbound.fetch_add(1, Ordering::Relaxed);
             let r = fetch_blob(&self.net, peer, b.hash, self.budget.min(b.size.max(1))).await;
-            self.inbound.fetch_sub(1, Ordering::Relaxed);
             match r {
                 Ok((body, elapsed)) => {
                     *fetched += body.len() as u64;
@@ -1171,24 +1215,75 @@ impl RunCtx {
         spec: &TaskSpec,
         abort: &Arc<AtomicBool>,
     ) -> Result<ResultBody, String> {
-        let _permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| "executor closed".to_string())?;
+        let closed = |_| "executor closed".to_string();
+        let begun = Instant::now();
+        // The inputs held elsewhere are fetched first, while the task
+        // waits for a slot: a slot never sits idle during a transfer, and
+        // a queued task starts computing as soon as one frees. What is
+        // fetched stays in memory until the run: runs waiting with
+        // fetched inputs hold at most the blob budget between them.
+        let mut fetched = 0u64;
+        let mut bodies: Vec<Option<Vec<u8>>> = vec![None; spec.inputs.len()];
+        let mut missing = Vec::new();
+        for (i, b) in spec.inputs.iter().enumerate() {
+            let store = self.store.clone();
+            let hash = b.hash;
+            let held = tokio::task::spawn_blocking(move || store.has_blob(&hash).unwrap_or(false))
+                .await
+                .map_err(|e| e.to_string())?;
+            if !held {
+                missing.push(i);
+            }
+        }
+        let mut fetched_ms = 0u64;
+        let _held_memory = if missing.is_empty() {
+            None
+        } else {
+            let bytes = missing
+                .iter()
+                .filter_map(|i| spec.inputs.get(*i))
+                .fold(0u64, |a, b| a.saturating_add(b.size));
+            // Counted from now for the bids: a new fetch waits behind these.
+            let mut pending = Pending::new(&self.inbound, missing.len());
+            let budget = kib(self.budget);
+            let memory = self
+                .prefetch
+                .clone()
+                .acquire_many_owned(kib(bytes).min(budget))
+                .await
+                .map_err(closed)?;
+            let _turn = self
+                .fetching
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(closed)?;
+            for i in &missing {
+                if abort.load(Ordering::Relaxed) {
+                    return Err("aborted while fetching".into());
+                }
+                if let (Some(b), Some(slot)) = (spec.inputs.get(*i), bodies.get_mut(*i)) {
+                    *slot = Some(self.input(*i, b, &mut fetched).await?);
+                }
+                pending.done_one();
+            }
+            fetched_ms = begun.elapsed().as_millis() as u64;
+            Some(memory)
+        };
+        let _permit = self.slots.clone().acquire_owned().await.map_err(closed)?;
+        let slot_ms = begun.elapsed().as_millis() as u64;
         if abort.load(Ordering::Relaxed) {
             return Err("aborted before start".into());
         }
-        let mut fetched = 0u64;
-        let mut bodies = Vec::with_capacity(spec.inputs.len());
-        for (i, b) in spec.inputs.iter().enumerate() {
-            if abort.load(Ordering::Relaxed) {
-                return Err("aborted while fetching".into());
+        let mut all = Vec::with_capacity(bodies.len());
+        for (i, (b, body)) in spec.inputs.iter().zip(bodies).enumerate() {
+            match body {
+                Some(x) => all.push(x),
+                // Held here (or evicted since: then fetched now).
+                None => all.push(self.input(i, b, &mut fetched).await?),
             }
-            bodies.push(self.input(i, b, &mut fetched).await?);
         }
-        let mut it = bodies.into_iter();
+        let mut it = all.into_iter();
         let params_bytes = it.next().ok_or("a task needs its parameter blob")?;
         let params = executor::decode_params(&params_bytes).map_err(|e| e.to_string())?;
         let model = match params {
@@ -1223,6 +1318,8 @@ impl RunCtx {
         if let Some(o) = summary.as_object_mut() {
             o.insert("runtime_ms".into(), runtime.into());
             o.insert("fetched_bytes".into(), fetched.into());
+            o.insert("fetched_after_ms".into(), fetched_ms.into());
+            o.insert("slot_after_ms".into(), slot_ms.into());
             o.insert("worker".into(), peer_str(&self.me).into());
         }
         Ok(ResultBody {

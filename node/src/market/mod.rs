@@ -17,7 +17,10 @@
 //!
 //! A task's parameters (model spec, ...) travel as its first input blob,
 //! held by the owner, so the wire `TaskSpec` is unchanged; workers fetch
-//! inputs over request-response in verified chunks.
+//! inputs over request-response in verified chunks. A run fetches the
+//! inputs its node lacks before it takes a slot, while it waits for one (4
+//! runs fetch at once; fetched inputs waiting for a slot hold at most the
+//! blob budget in memory), so a slot never sits idle during a transfer.
 //!
 //! [`Owner`]: shoal_protocol::Owner
 //! [`Bidder`]: shoal_protocol::Bidder

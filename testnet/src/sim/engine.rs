@@ -769,7 +769,9 @@ impl<'a> Sim<'a> {
                 let blobs = &self.s.work.blobs;
                 let has = |h: &Hash| blob_of(h).is_some_and(|b| blobs[b as usize].holder == to);
                 let n = &mut self.nodes[me];
-                let inbound = n.inbound;
+                // Transfers running and waiting their turn: a new fetch
+                // lands behind all of them.
+                let inbound = n.inbound + n.fetch_queue.len();
                 if let (Some(b), Some(est)) = (n.bidder.as_mut(), n.est.as_ref()) {
                     let ctx = BidContext {
                         estimates: est,
