@@ -50,7 +50,7 @@ pub struct Config {
     /// Market tasks that run at once on this node.
     pub task_slots: u16,
     /// Placement of the tasks this node owns: `auction`, `local`, `random`,
-    /// `round_robin` or `least_loaded`.
+    /// `round_robin`, `least_loaded` or `data_locality`.
     pub placement: String,
     /// Federation: merge peers' models (asynchronous pull rounds).
     pub federation: bool,
@@ -179,8 +179,8 @@ status_interval_secs = {status}
 log_format = "human"
 
 # Market: tasks that run at once here, and where this node places the tasks
-# it owns: "auction" (sealed bids), "local", "random", "round_robin" or
-# "least_loaded" (baselines for comparison).
+# it owns: "auction" (sealed bids), "local", "random", "round_robin",
+# "least_loaded" or "data_locality" (baselines for comparison).
 task_slots = {slots}
 placement = "{placement}"
 "#,

@@ -142,7 +142,7 @@ struct RunArgs {
     #[arg(long, env = "SHOAL_TASK_SLOTS")]
     task_slots: Option<u16>,
     /// Placement of owned tasks (default auction).
-    #[arg(long, env = "SHOAL_PLACEMENT", value_parser = ["auction", "local", "random", "round_robin", "least_loaded"])]
+    #[arg(long, env = "SHOAL_PLACEMENT", value_parser = ["auction", "local", "random", "round_robin", "least_loaded", "data_locality"])]
     placement: Option<String>,
     /// Do not merge peers' models (federation off).
     #[arg(long, env = "SHOAL_NO_FEDERATION")]

@@ -269,10 +269,12 @@ fn a_queued_task_fetches_its_inputs_while_it_waits_for_a_slot() {
         let done = finished(&a, t["id"].as_str().unwrap());
         assert_eq!(done["state"], "committed", "{done}");
         let s = &done["result"]["summary"];
-        // B's data crossed the network...
-        assert!(s["fetched_bytes"].as_u64().unwrap() > 10_000, "{done}");
+        // B's data crossed the network, all of it before the slot...
+        let bytes = s["fetched_bytes"].as_u64().unwrap();
+        assert!(bytes > 10_000, "{done}");
+        assert_eq!(s["prefetched_bytes"].as_u64(), Some(bytes), "{done}");
         assert_eq!(s["leaderboard"].as_array().unwrap().len(), 4, "{done}");
-        // ...before the task took the slot, never while holding it.
+        // ...and before the task took it, never while holding it.
         let fetched = s["fetched_after_ms"].as_u64().unwrap();
         let slot = s["slot_after_ms"].as_u64().unwrap();
         assert!(fetched <= slot, "{done}");
@@ -283,4 +285,51 @@ fn a_queued_task_fetches_its_inputs_while_it_waits_for_a_slot() {
     // With one slot, the tasks that queued had their inputs in hand while
     // they waited.
     assert!(waited >= 1, "no task waited for the slot: {tasks:?}");
+}
+
+#[test]
+fn data_locality_placement_sends_a_task_to_its_data() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let b = Node::start(
+        dirs[1].path(),
+        &[
+            "--source",
+            "sea:seed=13,n=2000",
+            "--rate",
+            "0",
+            "--snapshot-every",
+            "1000",
+        ],
+    );
+    let boot = b.bootstrap_addr();
+    let a = Node::start(
+        dirs[0].path(),
+        &["--bootstrap", &boot, "--placement", "data_locality"],
+    );
+    let c = Node::start(dirs[2].path(), &["--bootstrap", &boot]);
+    let blob = wait_for("a data blob on B", || first_blob(&b));
+    for p in [&b.peer_id, &c.peer_id] {
+        wait_for("A sees B and C offering task slots", || {
+            mesh_slots(&a, p).then_some(())
+        });
+    }
+    let tasks = submit(
+        &a,
+        &json!({"tasks": [
+            {"kind": "train", "model": "nb",
+             "inputs": [{"hash": blob, "holders": [b.peer_id]}]},
+            {"kind": "evaluate", "model": "ht",
+             "inputs": [{"hash": blob, "holders": [b.peer_id]}]},
+        ]}),
+    );
+    for t in &tasks {
+        assert_eq!(t["placement"], "data_locality", "{t}");
+        assert_eq!(t["target"], b.peer_id.as_str(), "{t}");
+        let done = finished(&a, t["id"].as_str().unwrap());
+        assert_eq!(done["state"], "committed", "{done}");
+        assert_eq!(done["winner"], b.peer_id.as_str(), "{done}");
+        // Only the tiny parameter blob moved to B, not the data.
+        let fetched = done["result"]["summary"]["fetched_bytes"].as_u64().unwrap();
+        assert!(fetched < 1000, "{done}");
+    }
 }

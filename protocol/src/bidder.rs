@@ -187,7 +187,8 @@ impl Bidder {
 
     /// Memory the held leases can need at once: at most `slots` tasks run
     /// together, so the peak is the sum of the `slots - 1` largest held
-    /// leases plus the new one (queued tasks wait for a slot and use none).
+    /// leases plus the new one (queued tasks wait for a slot; the inputs
+    /// they fetched meanwhile are bounded by the executor, not here).
     fn reserved_memory(&self) -> u64 {
         let mut m: Vec<u64> = self.leases.values().map(|l| l.spec.memory_bytes).collect();
         m.sort_unstable_by(|a, b| b.cmp(a));
@@ -227,8 +228,9 @@ impl Bidder {
     /// * wait: until a slot frees up (see above);
     /// * compute: `compute_cost / local speed` for the task kind;
     /// * transfer-in: the slowest missing input, each fetched from its best
-    ///   holder (RTT + size / bandwidth, the bandwidth shared with the other
-    ///   inbound transfers running or needed by this task);
+    ///   holder (RTT + size / bandwidth, the bandwidth shared with the
+    ///   inbound transfers running or waiting here and this task's others),
+    ///   overlapping the wait;
     /// * transfer-out: the output to the owner.
     pub fn price(&self, spec: &TaskSpec, now: Millis, ctx: &BidContext<'_>) -> Result<Bid, NoBid> {
         if spec.owner == self.me {

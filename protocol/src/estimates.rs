@@ -148,6 +148,10 @@ pub struct PeerEstimates {
     /// from its executor; not persisted, it is only true right now).
     #[serde(skip)]
     local_wait_ms: u64,
+    /// Inbound transfers running or waiting their turn here (set with
+    /// the wait; not persisted either).
+    #[serde(skip)]
+    local_inbound: usize,
 }
 
 impl PeerEstimates {
@@ -159,6 +163,7 @@ impl PeerEstimates {
             local_speed: [None; 4],
             local_speed_prior: local_class.nominal_speed(),
             local_wait_ms: 0,
+            local_inbound: 0,
         }
     }
 
@@ -170,6 +175,17 @@ impl PeerEstimates {
     /// How long a new task would wait for a slot here, as last recorded.
     pub fn local_wait_ms(&self) -> u64 {
         self.local_wait_ms
+    }
+
+    /// Records the inbound transfers running or waiting their turn here,
+    /// which a fetch for a task kept here would share the downlink with.
+    pub fn set_local_inbound(&mut self, transfers: usize) {
+        self.local_inbound = transfers;
+    }
+
+    /// Inbound transfers here, as last recorded.
+    pub fn local_inbound(&self) -> usize {
+        self.local_inbound
     }
 
     /// The configuration.

@@ -1093,9 +1093,16 @@ fn own_quote(
     if !cfg.run_locally || !spec.inputs.iter().any(|b| b.holders.contains(&me)) {
         return None;
     }
-    let missing_inputs = spec.inputs.iter().filter(|b| !b.holders.contains(&me));
+    let missing_inputs: Vec<_> = spec
+        .inputs
+        .iter()
+        .filter(|b| !b.holders.contains(&me))
+        .collect();
+    // Priced as a bidder prices it: the fetches share this node's
+    // downlink with those running or waiting here.
+    let share = (est.local_inbound() + missing_inputs.len()).max(1) as f64;
     let (transfer, missing) =
-        crate::bidder::fetch_estimate(me, missing_inputs, est, now, 1.0).ok()?;
+        crate::bidder::fetch_estimate(me, missing_inputs.into_iter(), est, now, share).ok()?;
     let time = (est.local_wait_ms() as f64).max(transfer)
         + spec.compute_cost as f64 / est.local_speed(spec.kind, now);
     let score = time + cfg.lambda * missing as f64 / cfg.reference_bandwidth.max(1e-9);

@@ -53,6 +53,9 @@ const MAX_SENDS: usize = 1024;
 /// Runs fetching their missing inputs at once (each fetches its inputs
 /// one after the other); more wait their turn, oldest first.
 const MAX_FETCHING: usize = 4;
+/// How often a run waiting for a slot, memory or its fetch turn checks
+/// whether it was cancelled.
+const ABORT_POLL: Duration = Duration::from_millis(200);
 /// How often the timers are checked.
 const TICK: Duration = Duration::from_millis(50);
 /// Ledger records kept in memory (the store keeps them all).
@@ -534,8 +537,8 @@ impl MarketLoop {
         u64::from(slots.saturating_sub(free)) + u64::from(*self.assigned.get(n).unwrap_or(&0))
     }
 
-    /// The node a baseline policy picks, or None for the auction.
-    fn pick(&mut self) -> Option<NodeId> {
+    /// The node a baseline policy picks for `p`, or None for the auction.
+    fn pick(&mut self, p: &Prepared) -> Option<NodeId> {
         let members = self.members();
         let chosen = match self.cfg.placement {
             Placement::Auction => return None,
@@ -557,6 +560,27 @@ impl MarketLoop {
                     .min_by_key(|m| self.load_of(m))
                     .unwrap_or(self.me)
             }
+            Placement::DataLocality => {
+                // Input bytes each member holds (the parameter blob, tiny
+                // and always the owner's, does not count).
+                let held = |m: &NodeId| {
+                    p.inputs
+                        .iter()
+                        .filter(|b| b.hash != p.params_blob && b.holders.contains(m))
+                        .fold(0u64, |a, b| a.saturating_add(b.size))
+                };
+                members
+                    .iter()
+                    .max_by_key(|m| {
+                        (
+                            held(m),
+                            std::cmp::Reverse(self.load_of(m)),
+                            std::cmp::Reverse(**m),
+                        )
+                    })
+                    .copied()
+                    .unwrap_or(self.me)
+            }
         };
         if chosen != self.me {
             *self.assigned.entry(chosen).or_insert(0) += 1;
@@ -565,9 +589,12 @@ impl MarketLoop {
     }
 
     /// Lets the owner quote itself: how long a task would wait for a slot
-    /// here now, from the bidder's queue.
+    /// here now, from the bidder's queue, and the transfers its fetches
+    /// would share the downlink with.
     fn sync_local_wait(&mut self, now: Millis) {
         self.est.set_local_wait_ms(self.bidder.queue_wait_ms(now));
+        self.est
+            .set_local_inbound(self.inbound.load(Ordering::Relaxed));
     }
 
     /// Estimates as the owner sees them for one submission: all of them for
@@ -619,7 +646,7 @@ impl MarketLoop {
                 output_bytes: 4096,
                 deadline_in_ms: p.deadline_ms,
             };
-            let target = self.pick();
+            let target = self.pick(&p);
             let view = self.view_for(target, now);
             let actions = match self.owner.submit(spec, now, &view) {
                 Ok(a) => a,
@@ -1111,6 +1138,27 @@ impl Drop for Pending<'_> {
     }
 }
 
+/// `n` permits of `sem`, waiting in turn (oldest first), or an error once
+/// the run is aborted: a cancelled run gives up its place and what it
+/// holds instead of waiting on.
+async fn acquire(
+    sem: &Arc<Semaphore>,
+    n: u32,
+    abort: &AtomicBool,
+) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
+    let wait = sem.clone().acquire_many_owned(n);
+    tokio::pin!(wait);
+    loop {
+        if abort.load(Ordering::Relaxed) {
+            return Err("aborted while waiting".into());
+        }
+        tokio::select! {
+            p = &mut wait => return p.map_err(|_| "executor closed".to_string()),
+            () = tokio::time::sleep(ABORT_POLL) => {}
+        }
+    }
+}
+
 /// Bytes in KiB, rounded up, as semaphore permits (at most 256 GiB: a
 /// semaphore holds fewer permits on a 32-bit device).
 fn kib(bytes: u64) -> u32 {
@@ -1176,7 +1224,16 @@ impl RunCtx {
             .await;
     }
 
-    async fn input(&self, i: usize, b: &BlobRef, fetched: &mut u64) -> Result<Vec<u8>, String> {
+    /// Input `i`: read here, or fetched from its first reachable holder
+    /// (counted in the inbound transfers while it lasts when `count`; a
+    /// prefetch counts it from before its turn).
+    async fn input(
+        &self,
+        i: usize,
+        b: &BlobRef,
+        fetched: &mut u64,
+        count: bool,
+    ) -> Result<Vec<u8>, String> {
         let store = self.store.clone();
         let hash = b.hash;
         let local = tokio::task::spawn_blocking(move || store.get_blob(&hash))
@@ -1186,6 +1243,7 @@ impl RunCtx {
         if let Some(body) = local {
             return Ok(body);
         }
+        let _pending = count.then(|| Pending::new(&self.inbound, 1));
         let holders = self.holders_rank.get(i).cloned().unwrap_or_default();
         let mut last = format!("input {} has no holder", b.hash);
         for h in holders.iter().filter(|h| **h != self.me) {
@@ -1215,13 +1273,12 @@ impl RunCtx {
         spec: &TaskSpec,
         abort: &Arc<AtomicBool>,
     ) -> Result<ResultBody, String> {
-        let closed = |_| "executor closed".to_string();
         let begun = Instant::now();
         // The inputs held elsewhere are fetched first, while the task
         // waits for a slot: a slot never sits idle during a transfer, and
-        // a queued task starts computing as soon as one frees. What is
-        // fetched stays in memory until the run: runs waiting with
-        // fetched inputs hold at most the blob budget between them.
+        // a queued task starts computing as soon as one frees. Fetched
+        // inputs waiting for a slot hold at most the blob budget between
+        // them (a run needing more takes it all).
         let mut fetched = 0u64;
         let mut bodies: Vec<Option<Vec<u8>>> = vec![None; spec.inputs.len()];
         let mut missing = Vec::new();
@@ -1236,7 +1293,7 @@ impl RunCtx {
             }
         }
         let mut fetched_ms = 0u64;
-        let _held_memory = if missing.is_empty() {
+        let waiting_memory = if missing.is_empty() {
             None
         } else {
             let bytes = missing
@@ -1245,42 +1302,34 @@ impl RunCtx {
                 .fold(0u64, |a, b| a.saturating_add(b.size));
             // Counted from now for the bids: a new fetch waits behind these.
             let mut pending = Pending::new(&self.inbound, missing.len());
-            let budget = kib(self.budget);
-            let memory = self
-                .prefetch
-                .clone()
-                .acquire_many_owned(kib(bytes).min(budget))
-                .await
-                .map_err(closed)?;
-            let _turn = self
-                .fetching
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(closed)?;
+            let memory = acquire(&self.prefetch, kib(bytes).min(kib(self.budget)), abort).await?;
+            let _turn = acquire(&self.fetching, 1, abort).await?;
             for i in &missing {
                 if abort.load(Ordering::Relaxed) {
                     return Err("aborted while fetching".into());
                 }
                 if let (Some(b), Some(slot)) = (spec.inputs.get(*i), bodies.get_mut(*i)) {
-                    *slot = Some(self.input(*i, b, &mut fetched).await?);
+                    *slot = Some(self.input(*i, b, &mut fetched, false).await?);
                 }
                 pending.done_one();
             }
             fetched_ms = begun.elapsed().as_millis() as u64;
             Some(memory)
         };
-        let _permit = self.slots.clone().acquire_owned().await.map_err(closed)?;
-        let slot_ms = begun.elapsed().as_millis() as u64;
+        let prefetched = fetched;
+        let _permit = acquire(&self.slots, 1, abort).await?;
+        // Running now: its inputs no longer count as waiting.
+        drop(waiting_memory);
         if abort.load(Ordering::Relaxed) {
             return Err("aborted before start".into());
         }
+        let slot_ms = begun.elapsed().as_millis() as u64;
         let mut all = Vec::with_capacity(bodies.len());
         for (i, (b, body)) in spec.inputs.iter().zip(bodies).enumerate() {
             match body {
                 Some(x) => all.push(x),
                 // Held here (or evicted since: then fetched now).
-                None => all.push(self.input(i, b, &mut fetched).await?),
+                None => all.push(self.input(i, b, &mut fetched, true).await?),
             }
         }
         let mut it = all.into_iter();
@@ -1318,6 +1367,7 @@ impl RunCtx {
         if let Some(o) = summary.as_object_mut() {
             o.insert("runtime_ms".into(), runtime.into());
             o.insert("fetched_bytes".into(), fetched.into());
+            o.insert("prefetched_bytes".into(), prefetched.into());
             o.insert("fetched_after_ms".into(), fetched_ms.into());
             o.insert("slot_after_ms".into(), slot_ms.into());
             o.insert("worker".into(), peer_str(&self.me).into());

@@ -60,6 +60,9 @@ pub enum Placement {
     /// The node with the fewest busy or queued slots, from status gossip
     /// plus what this node assigned since.
     LeastLoaded,
+    /// The node holding the most input bytes (as Ray's locality-aware
+    /// scheduling), the least loaded when no candidate holds any.
+    DataLocality,
 }
 
 impl Placement {
@@ -71,6 +74,7 @@ impl Placement {
             Placement::Random => "random",
             Placement::RoundRobin => "round_robin",
             Placement::LeastLoaded => "least_loaded",
+            Placement::DataLocality => "data_locality",
         }
     }
 }
@@ -84,9 +88,10 @@ impl FromStr for Placement {
             "random" => Placement::Random,
             "round_robin" | "round-robin" => Placement::RoundRobin,
             "least_loaded" | "least-loaded" => Placement::LeastLoaded,
+            "data_locality" | "data-locality" => Placement::DataLocality,
             other => {
                 return Err(format!(
-                    "placement `{other}`: use auction, local, random, round_robin or least_loaded"
+                    "placement `{other}`: use auction, local, random, round_robin, least_loaded or data_locality"
                 ))
             }
         })

@@ -245,8 +245,10 @@ struct Snapshot {
 /// Tells the owner's estimates how long a task would wait for a slot
 /// here, from the node's own bidder (the owner quotes itself with it).
 fn sync_local_wait(n: &mut Node, now: Millis) {
+    let inbound = n.inbound + n.fetch_queue.len();
     if let (Some(b), Some(est)) = (n.bidder.as_ref(), n.est.as_mut()) {
         est.set_local_wait_ms(b.queue_wait_ms(now));
+        est.set_local_inbound(inbound);
     }
 }
 
