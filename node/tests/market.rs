@@ -11,6 +11,22 @@ mod common;
 use common::{wait_for, Node};
 use serde_json::{json, Value};
 
+/// A node that learns `source` at full speed and keeps its recent samples
+/// as data blobs (one per 1000 samples).
+fn data_node(dir: &std::path::Path, source: &str) -> Node {
+    Node::start(
+        dir,
+        &[
+            "--source",
+            source,
+            "--rate",
+            "0",
+            "--snapshot-every",
+            "1000",
+        ],
+    )
+}
+
 fn mesh_slots(n: &Node, peer: &str) -> bool {
     let (code, v) = n.get("/v1/mesh");
     code == 200
@@ -43,17 +59,7 @@ fn submit(owner: &Node, body: &Value) -> Vec<Value> {
 fn tasks_run_where_the_data_is_and_commit_real_results() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     // B holds the data: it learns a stream and keeps recent samples as blobs.
-    let b = Node::start(
-        dirs[1].path(),
-        &[
-            "--source",
-            "sea:seed=5,n=4000",
-            "--rate",
-            "0",
-            "--snapshot-every",
-            "1000",
-        ],
-    );
+    let b = data_node(dirs[1].path(), "sea:seed=5,n=4000");
     let boot = b.bootstrap_addr();
     let a = Node::start(dirs[0].path(), &["--bootstrap", &boot]);
     let c = Node::start(dirs[2].path(), &["--bootstrap", &boot]);
@@ -160,17 +166,7 @@ fn tasks_run_where_the_data_is_and_commit_real_results() {
 #[test]
 fn owner_killed_after_acknowledging_ends_the_task_exactly_once() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let b = Node::start(
-        dirs[1].path(),
-        &[
-            "--source",
-            "sea:seed=9,n=3000",
-            "--rate",
-            "0",
-            "--snapshot-every",
-            "1000",
-        ],
-    );
+    let b = data_node(dirs[1].path(), "sea:seed=9,n=3000");
     let boot = b.bootstrap_addr();
     let mut a = Node::start(dirs[0].path(), &["--bootstrap", &boot]);
     let blob = wait_for("a data blob on B", || first_blob(&b));
@@ -219,17 +215,7 @@ fn owner_killed_after_acknowledging_ends_the_task_exactly_once() {
 #[test]
 fn a_queued_task_fetches_its_inputs_while_it_waits_for_a_slot() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let b = Node::start(
-        dirs[1].path(),
-        &[
-            "--source",
-            "sea:seed=11,n=8000",
-            "--rate",
-            "0",
-            "--snapshot-every",
-            "1000",
-        ],
-    );
+    let b = data_node(dirs[1].path(), "sea:seed=11,n=8000");
     let boot = b.bootstrap_addr();
     // A runs every task it owns itself, one at a time, on B's data.
     let a = Node::start(
@@ -290,17 +276,7 @@ fn a_queued_task_fetches_its_inputs_while_it_waits_for_a_slot() {
 #[test]
 fn data_locality_placement_sends_a_task_to_its_data() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let b = Node::start(
-        dirs[1].path(),
-        &[
-            "--source",
-            "sea:seed=13,n=2000",
-            "--rate",
-            "0",
-            "--snapshot-every",
-            "1000",
-        ],
-    );
+    let b = data_node(dirs[1].path(), "sea:seed=13,n=2000");
     let boot = b.bootstrap_addr();
     let a = Node::start(
         dirs[0].path(),
