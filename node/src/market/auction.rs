@@ -1281,17 +1281,21 @@ impl RunCtx {
         // them (a run needing more takes it all).
         let mut fetched = 0u64;
         let mut bodies: Vec<Option<Vec<u8>>> = vec![None; spec.inputs.len()];
-        let mut missing = Vec::new();
-        for (i, b) in spec.inputs.iter().enumerate() {
-            let store = self.store.clone();
-            let hash = b.hash;
-            let held = tokio::task::spawn_blocking(move || store.has_blob(&hash).unwrap_or(false))
-                .await
-                .map_err(|e| e.to_string())?;
-            if !held {
-                missing.push(i);
-            }
-        }
+        let (store, hashes) = (
+            self.store.clone(),
+            spec.inputs.iter().map(|b| b.hash).collect::<Vec<_>>(),
+        );
+        let missing: Vec<usize> = tokio::task::spawn_blocking(move || {
+            (0..hashes.len())
+                .filter(|i| {
+                    !hashes
+                        .get(*i)
+                        .is_some_and(|h| store.has_blob(h).unwrap_or(false))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         let mut fetched_ms = 0u64;
         let waiting_memory = if missing.is_empty() {
             None

@@ -245,7 +245,7 @@ struct Snapshot {
 /// Tells the owner's estimates how long a task would wait for a slot
 /// here, from the node's own bidder (the owner quotes itself with it).
 fn sync_local_wait(n: &mut Node, now: Millis) {
-    let inbound = n.inbound + n.fetch_queue.len();
+    let inbound = n.inbound_backlog();
     if let (Some(b), Some(est)) = (n.bidder.as_ref(), n.est.as_mut()) {
         est.set_local_wait_ms(b.queue_wait_ms(now));
         est.set_local_inbound(inbound);
@@ -268,6 +268,14 @@ struct Node {
     waiting: Vec<u32>,
     fetch_queue: VecDeque<(u32, u8)>,
     rr: usize,
+}
+
+impl Node {
+    /// Inbound transfers running and waiting their turn: a new fetch
+    /// lands behind all of them (what bids and the own quote price).
+    fn inbound_backlog(&self) -> usize {
+        self.inbound + self.fetch_queue.len()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -771,9 +779,7 @@ impl<'a> Sim<'a> {
                 let blobs = &self.s.work.blobs;
                 let has = |h: &Hash| blob_of(h).is_some_and(|b| blobs[b as usize].holder == to);
                 let n = &mut self.nodes[me];
-                // Transfers running and waiting their turn: a new fetch
-                // lands behind all of them.
-                let inbound = n.inbound + n.fetch_queue.len();
+                let inbound = n.inbound_backlog();
                 if let (Some(b), Some(est)) = (n.bidder.as_mut(), n.est.as_ref()) {
                     let ctx = BidContext {
                         estimates: est,
