@@ -1,6 +1,8 @@
 //! The task market across real `shoal-node` processes on loopback: tasks
 //! submitted over HTTP are auctioned, run on real data blobs and committed
-//! with real results; the node holding the data wins; bad requests get a
+//! with real results; the free node holding all the data gets the task
+//! without a round, and a task over two nodes' data goes through a round
+//! of sealed bids; bad requests get a
 //! JSON 4xx; an owner killed with `kill -9` after acknowledging a task still
 //! knows it after a restart and ends it exactly once.
 
@@ -14,17 +16,21 @@ use serde_json::{json, Value};
 /// A node that learns `source` at full speed and keeps its recent samples
 /// as data blobs (one per 1000 samples).
 fn data_node(dir: &std::path::Path, source: &str) -> Node {
-    Node::start(
-        dir,
-        &[
-            "--source",
-            source,
-            "--rate",
-            "0",
-            "--snapshot-every",
-            "1000",
-        ],
-    )
+    data_node_with(dir, source, &[])
+}
+
+/// [`data_node`] with more flags.
+fn data_node_with(dir: &std::path::Path, source: &str, more: &[&str]) -> Node {
+    let mut args = vec![
+        "--source",
+        source,
+        "--rate",
+        "0",
+        "--snapshot-every",
+        "1000",
+    ];
+    args.extend_from_slice(more);
+    Node::start(dir, &args)
 }
 
 fn mesh_slots(n: &Node, peer: &str) -> bool {
@@ -62,7 +68,7 @@ fn tasks_run_where_the_data_is_and_commit_real_results() {
     let b = data_node(dirs[1].path(), "sea:seed=5,n=4000");
     let boot = b.bootstrap_addr();
     let a = Node::start(dirs[0].path(), &["--bootstrap", &boot]);
-    let c = Node::start(dirs[2].path(), &["--bootstrap", &boot]);
+    let c = data_node_with(dirs[2].path(), "sea:seed=6,n=4000", &["--bootstrap", &boot]);
     let blob = wait_for("a data blob on B", || first_blob(&b));
     for p in [&b.peer_id, &c.peer_id] {
         wait_for("A sees B and C offering task slots", || {
@@ -70,8 +76,9 @@ fn tasks_run_where_the_data_is_and_commit_real_results() {
         });
     }
 
-    // A owns a train task on B's blob: B holds the data and is free, so B
-    // wins the auction and moves no input bytes.
+    // A owns a train task on B's blob: B holds the data and is free, and
+    // C would have to fetch it, so A gives B the task without a round (the
+    // direct award) and B moves no input bytes.
     let t = submit(
         &a,
         &json!({"kind": "train", "model": "nb",
@@ -84,17 +91,9 @@ fn tasks_run_where_the_data_is_and_commit_real_results() {
     // It fetched only the tiny parameter blob from A, not the data.
     let fetched = done["result"]["summary"]["fetched_bytes"].as_u64().unwrap();
     assert!(fetched < 1000, "{done}");
-    let bids = done["bids"].as_array().unwrap();
-    let b_bid = bids
-        .iter()
-        .find(|x| x["bidder"] == b.peer_id.as_str())
-        .unwrap();
-    let c_bid = bids.iter().find(|x| x["bidder"] == c.peer_id.as_str());
-    if let Some(c_bid) = c_bid {
-        assert!(c_bid["non_local_bytes"].as_u64() > b_bid["non_local_bytes"].as_u64());
-    }
+    assert!(done["bids"].as_array().unwrap().is_empty(), "{done}");
+    assert_eq!(done["epoch"], 1, "one award, no round: {done}");
     assert!(done["result"]["summary"]["samples"].as_u64().unwrap() > 0);
-    assert!(!done["bids"].as_array().unwrap().is_empty(), "{done}");
     let model_blob = wait_for("the model result stored on A", || {
         let (_, v) = a.get(&format!("/v1/tasks/{id}"));
         v["result"]["blob"].as_str().map(str::to_string)
@@ -141,6 +140,35 @@ fn tasks_run_where_the_data_is_and_commit_real_results() {
     assert_eq!(st["tasks"]["committed"], 4, "{st}");
     assert_eq!(st["tasks"]["placement"], "auction");
 
+    // A task over B's and C's data: neither holds all of it, so A holds a
+    // round. The holders bid, each pricing the blob it lacks, and the
+    // winner fetches that blob.
+    let c_blob = wait_for("a data blob on C", || first_blob(&c));
+    let t = submit(
+        &a,
+        &json!({"kind": "evaluate", "model": "nb",
+                "inputs": [{"hash": blob, "holders": [b.peer_id]},
+                           {"hash": c_blob, "holders": [c.peer_id]}]}),
+    );
+    let done = finished(&a, t[0]["id"].as_str().unwrap());
+    assert_eq!(done["state"], "committed", "{done}");
+    assert!(
+        done["epoch"].as_u64() >= Some(2),
+        "a round, then an award: {done}"
+    );
+    let bids = done["bids"].as_array().unwrap();
+    assert!(!bids.is_empty(), "{done}");
+    for bid in bids {
+        assert!(bid["non_local_bytes"].as_u64() > Some(0), "{done}");
+    }
+    let winner = done["winner"].as_str().unwrap();
+    assert!(winner == b.peer_id || winner == c.peer_id, "{done}");
+    let fetched = done["result"]["summary"]["fetched_bytes"].as_u64().unwrap();
+    assert!(
+        fetched > 1000,
+        "the winner fetched the other's blob: {done}"
+    );
+
     // Bad requests: a JSON error, nothing stored.
     let (code, v) = a.post("/v1/tasks", r#"{"kind":"dance","recent":5}"#, None);
     assert_eq!(code, 422, "{v}");
@@ -160,7 +188,7 @@ fn tasks_run_where_the_data_is_and_commit_real_results() {
     let (code, _) = a.get(&format!("/v1/tasks/{}", "ab".repeat(16)));
     assert_eq!(code, 404);
     let (_, list) = a.get("/v1/tasks");
-    assert_eq!(list["total"], 4);
+    assert_eq!(list["total"], 5, "the bad requests stored nothing");
 }
 
 #[test]

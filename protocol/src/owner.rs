@@ -89,6 +89,15 @@ impl Default for OwnerConfig {
 /// completion went from 19.2 s to 3.6 s against inviting the top four.
 pub const EXPLORE_POOL: usize = 32;
 
+/// A direct award (see `Owner::direct_holder`) needs the holder's estimate
+/// to beat every other invitee's floor this many times over, so that a
+/// queue the owner cannot see (its last status is seconds old) would not
+/// have changed the winner either.
+pub const DIRECT_MARGIN: f64 = 5.0;
+
+/// A status older than this does not show a peer free for a direct award.
+pub const DIRECT_FRESH_MS: u64 = 15_000;
+
 /// A small deterministic random stream (SplitMix64) seeded by the owner,
 /// the task and the time: the state machine stays a pure function of its
 /// inputs.
@@ -354,7 +363,7 @@ impl Owner {
         self.tasks.insert(id, entry);
         self.stats.submitted += 1;
         let mut out = Vec::new();
-        self.start_auction(id, now, est, &mut out);
+        self.start_auction(id, now, est, &mut out, true);
         self.set_timer(&mut out);
         Ok(out)
     }
@@ -608,21 +617,33 @@ impl Owner {
         out
     }
 
+    /// Starts a round for `id`, or skips it when its outcome is known:
+    /// the owner's own quote beats what any candidate could bid, or
+    /// (`direct`, a task's first placement only) the holder of all its
+    /// data is free and no other candidate could come near it.
     fn start_auction(
         &mut self,
         id: TaskId,
         now: Millis,
         est: &PeerEstimates,
         out: &mut Vec<Action>,
+        direct: bool,
     ) {
         let Some(e) = self.tasks.get(&id) else { return };
         let invited = self.candidates(&e.spec, now, est);
         // When the owner's own quote beats what any candidate could bid
         // (see `decided`), asking them would only delay the same outcome.
-        if let Some((score, time_ms)) = own_quote(self.me, &self.cfg, &e.spec, now, est) {
+        let own = own_quote(self.me, &self.cfg, &e.spec, now, est);
+        if let Some((score, time_ms)) = own {
             if time_ms <= e.deadline.since(now) && below_floors(score, &invited, &e.spec, &self.cfg)
             {
                 self.run_here(id, now, out);
+                return;
+            }
+        }
+        if direct {
+            if let Some(h) = self.direct_holder(&e.spec, e.deadline, &invited, own, now, est) {
+                self.award(id, h, Vec::new(), now, out);
                 return;
             }
         }
@@ -652,6 +673,60 @@ impl Owner {
             invited,
             bids: Vec::new(),
         };
+    }
+
+    /// The peer a task can be awarded to without a round: the first
+    /// invitee (the one holding the most input bytes) when it holds every
+    /// input this node does not (the inputs here, such as a task's
+    /// parameters, go to any worker alike), its last status (at most
+    /// [`DIRECT_FRESH_MS`] old) shows a free slot and the memory the task
+    /// needs, and its estimated score (round trip, the inputs from here,
+    /// compute at its speed, the output back, and the bytes of both) is
+    /// [`DIRECT_MARGIN`] times below the floor of every other invitee and
+    /// below the owner's own quote. The round would only have confirmed
+    /// it, a round trip later. If the holder declines or does not answer,
+    /// the fallback holds a full round.
+    fn direct_holder(
+        &self,
+        spec: &TaskSpec,
+        deadline: Millis,
+        invited: &[NodeId],
+        own: Option<(f64, u64)>,
+        now: Millis,
+        est: &PeerEstimates,
+    ) -> Option<NodeId> {
+        let h = *invited.first()?;
+        let mut from_here = 0u64;
+        let mut held = false;
+        for b in spec.inputs.iter() {
+            if b.holders.contains(&h) {
+                held = true;
+            } else if b.holders.contains(&self.me) {
+                from_here = from_here.saturating_add(b.size);
+            } else {
+                return None;
+            }
+        }
+        if !held
+            || est.free_slots(&h)? == 0
+            || est.free_memory(&h)? < spec.memory_bytes
+            || now.since(est.last_seen(&h)?) > DIRECT_FRESH_MS
+        {
+            return None;
+        }
+        let time = est.transfer_ms(&h, Direction::Outbound, from_here, now)
+            + spec.compute_cost as f64 / est.speed(&h, spec.kind, now)
+            + est.transfer_ms(&h, Direction::Inbound, spec.output_bytes, now);
+        if !time.is_finite() || time > deadline.since(now) as f64 {
+            return None;
+        }
+        let moved = from_here.saturating_add(spec.output_bytes);
+        let score = time + self.cfg.lambda * moved as f64 / self.cfg.reference_bandwidth.max(1e-9);
+        let guarded = score * DIRECT_MARGIN;
+        if own.is_some_and(|(own, _)| own <= guarded) {
+            return None;
+        }
+        below_floors(guarded, invited.iter().skip(1), spec, &self.cfg).then_some(h)
     }
 
     fn no_bids(&mut self, id: TaskId, now: Millis, est: &PeerEstimates, out: &mut Vec<Action>) {
@@ -840,7 +915,7 @@ impl Owner {
         rest.retain(|b| b.total_ms() <= remaining);
         self.stats.fallbacks += 1;
         if rest.is_empty() {
-            self.start_auction(id, now, est, out);
+            self.start_auction(id, now, est, out, false);
         } else {
             let next = rest.remove(0);
             self.award(id, next.bidder, rest, now, out);
@@ -881,7 +956,7 @@ impl Owner {
             }
             // A holder that cannot finish releases the lease early.
             Phase::Leased { holder, .. } if holder == from && !accepted => {
-                self.start_auction(task, now, est, out);
+                self.start_auction(task, now, est, out, false);
             }
             _ => {}
         }
@@ -1049,7 +1124,9 @@ impl Owner {
         };
         match &mut e.phase {
             Phase::Bidding { until, .. } if now >= *until => self.close_auction(id, now, est, out),
-            Phase::Backoff { until } if now >= *until => self.start_auction(id, now, est, out),
+            Phase::Backoff { until } if now >= *until => {
+                self.start_auction(id, now, est, out, false)
+            }
             Phase::Awarding { ack_by, .. } if now >= *ack_by => self.fallback(id, now, est, out),
             Phase::Awarding { to, resend_at, .. } if now >= *resend_at => {
                 *resend_at = now.plus(resend);
@@ -1073,7 +1150,7 @@ impl Owner {
                         reason: CancelReason::Superseded,
                     },
                 });
-                self.start_auction(id, now, est, out);
+                self.start_auction(id, now, est, out, false);
             }
             _ => {}
         }
@@ -1430,6 +1507,55 @@ mod tests {
         o.on_request(n(2), &bid(t, e.next(), 2, 1, 0), Millis(1), &est);
         let a = o.on_tick(Millis(500), &est);
         assert_eq!(awarded_to(&a), Some(n(3)), "equal scores: fewer bytes wins");
+    }
+
+    #[test]
+    fn a_free_holder_of_all_the_data_gets_the_task_without_a_round() {
+        // Four peers; peer 4 holds the task's 2 MB input and last said it
+        // had a free slot; the owner holds its small parameter blob. Any
+        // other peer must move 2 MB too (40 s at the byte weight) against
+        // a 100 ms run at the holder: the round could only confirm the
+        // holder, so the owner awards it at once.
+        let mut est = PeerEstimates::new(EstimatesConfig::default(), SpeedClass::Small);
+        for i in 1..=4 {
+            est.on_seen(n(i), Millis(0));
+            est.on_status(&status(i, 1, 1 << 30), Millis(0));
+        }
+        let mut o = Owner::new(n(0), OwnerConfig::default());
+        let mut spec = one_input_task(9, TaskKind::Evaluate, 100, 60_000, 4, 2_000_000);
+        let mut here = BoundedVec::new();
+        assert!(here.try_push(n(0)).is_ok());
+        let params = BlobRef {
+            hash: Hash([2; 32]),
+            size: 40,
+            holders: here,
+        };
+        assert!(spec.inputs.try_push(params).is_ok());
+        let a = o.submit(spec, Millis(0), &est).unwrap();
+        assert!(invited(&a).is_empty(), "no round: {a:?}");
+        assert_eq!(awarded_to(&a), Some(n(4)));
+        assert_eq!(o.stats().auctions, 0);
+        // The holder declines (its queue filled since its last status):
+        // the owner holds a full round, where its bid tells its real wait.
+        let t = TaskId(9);
+        let e = o.epoch(&t).unwrap();
+        let decline = Request::AwardAck {
+            task: t,
+            epoch: e,
+            accepted: false,
+        };
+        let a = o.on_request(n(4), &decline, Millis(5), &est);
+        assert_eq!(invited(&a).len(), 4, "{a:?}");
+        assert!(invited(&a).contains(&n(4)));
+        assert!(awarded_to(&a).is_none());
+        // A busy holder, or a small input that others could fetch cheaply,
+        // gets a round from the start.
+        est.on_status(&status(4, 0, 1 << 30), Millis(0));
+        let spec = one_input_task(10, TaskKind::Evaluate, 100, 60_000, 4, 2_000_000);
+        assert_eq!(invited(&o.submit(spec, Millis(0), &est).unwrap()).len(), 4);
+        est.on_status(&status(4, 1, 1 << 30), Millis(0));
+        let spec = one_input_task(11, TaskKind::Evaluate, 100, 60_000, 4, 1_000);
+        assert_eq!(invited(&o.submit(spec, Millis(0), &est).unwrap()).len(), 4);
     }
 
     #[test]
