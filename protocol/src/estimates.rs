@@ -106,6 +106,10 @@ struct PeerEntry {
     speed_prior: f64,
     free_slots: Option<u16>,
     free_memory: Option<u64>,
+    /// When the last status arrived (not persisted: after a restart a
+    /// status is only trusted once a new one has come).
+    #[serde(skip)]
+    status_at: Option<Millis>,
 }
 
 impl PeerEntry {
@@ -119,6 +123,7 @@ impl PeerEntry {
             speed_prior: SpeedClass::Small.nominal_speed(),
             free_slots: None,
             free_memory: None,
+            status_at: None,
         }
     }
 }
@@ -291,6 +296,7 @@ impl PeerEstimates {
         e.speed_prior = status.speed_class.nominal_speed();
         e.free_slots = Some(status.free_slots);
         e.free_memory = Some(status.free_memory_bytes);
+        e.status_at = Some(now);
     }
 
     /// [`Self::on_status`] for every tracked peer that `status` has a
@@ -313,6 +319,7 @@ impl PeerEstimates {
             e.speed_prior = st.speed_class.nominal_speed();
             e.free_slots = Some(st.free_slots);
             e.free_memory = Some(st.free_memory_bytes);
+            e.status_at = Some(now);
         }
     }
 
@@ -378,6 +385,12 @@ impl PeerEstimates {
     /// Free memory last reported by `peer`, if it reported.
     pub fn free_memory(&self, peer: &NodeId) -> Option<u64> {
         self.peers.get(peer).and_then(|e| e.free_memory)
+    }
+
+    /// When the last status of `peer` arrived, if one did since this
+    /// node started (statuses are not persisted).
+    pub fn status_at(&self, peer: &NodeId) -> Option<Millis> {
+        self.peers.get(peer).and_then(|e| e.status_at)
     }
 
     /// Peers currently tracked.

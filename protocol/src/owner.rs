@@ -710,7 +710,7 @@ impl Owner {
         if !held
             || est.free_slots(&h)? == 0
             || est.free_memory(&h)? < spec.memory_bytes
-            || now.since(est.last_seen(&h)?) > DIRECT_FRESH_MS
+            || now.since(est.status_at(&h)?) > DIRECT_FRESH_MS
         {
             return None;
         }
