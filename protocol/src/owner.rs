@@ -1548,14 +1548,25 @@ mod tests {
         assert_eq!(invited(&a).len(), 4, "{a:?}");
         assert!(invited(&a).contains(&n(4)));
         assert!(awarded_to(&a).is_none());
-        // A busy holder, or a small input that others could fetch cheaply,
-        // gets a round from the start.
+        // A busy holder, a small input that others could fetch cheaply, or
+        // a holder whose last status is too old to vouch for a free slot
+        // (though a ping came since) gets a round from the start.
         est.on_status(&status(4, 0, 1 << 30), Millis(0));
         let spec = one_input_task(10, TaskKind::Evaluate, 100, 60_000, 4, 2_000_000);
         assert_eq!(invited(&o.submit(spec, Millis(0), &est).unwrap()).len(), 4);
         est.on_status(&status(4, 1, 1 << 30), Millis(0));
         let spec = one_input_task(11, TaskKind::Evaluate, 100, 60_000, 4, 1_000);
         assert_eq!(invited(&o.submit(spec, Millis(0), &est).unwrap()).len(), 4);
+        let later = Millis(DIRECT_FRESH_MS + 1);
+        est.on_ping(n(4), 1, later);
+        let spec = one_input_task(12, TaskKind::Evaluate, 100, 60_000, 4, 2_000_000);
+        assert_eq!(invited(&o.submit(spec, later, &est).unwrap()).len(), 4);
+        est.on_status(&status(4, 1, 1 << 30), later);
+        let spec = one_input_task(13, TaskKind::Evaluate, 100, 60_000, 4, 2_000_000);
+        assert_eq!(
+            awarded_to(&o.submit(spec, later, &est).unwrap()),
+            Some(n(4))
+        );
     }
 
     #[test]
