@@ -755,16 +755,21 @@ mod tests {
         assert_eq!((local.transfer_in_ms, local.non_local_bytes), (0, 0));
     }
 
-    #[test]
-    fn the_inputs_arrive_while_the_task_waits_for_a_slot() {
-        // One slot, busy for 250 ms with a task of its own.
-        let mut b = Bidder::new(
+    /// Bidder 1 with a single task slot.
+    fn one_slot_bidder() -> Bidder {
+        Bidder::new(
             n(1),
             BidderConfig {
                 slots: 1,
                 ..Default::default()
             },
-        );
+        )
+    }
+
+    #[test]
+    fn the_inputs_arrive_while_the_task_waits_for_a_slot() {
+        // One slot, busy for 250 ms with a task of its own.
+        let mut b = one_slot_bidder();
         let e = est();
         let none = |_: &Hash| false;
         let award = Request::Award {
@@ -871,13 +876,7 @@ mod tests {
 
     #[test]
     fn leases_heartbeat_and_drop_on_newer_epoch_or_cancel() {
-        let mut b = Bidder::new(
-            n(1),
-            BidderConfig {
-                slots: 1,
-                ..Default::default()
-            },
-        );
+        let mut b = one_slot_bidder();
         let e = est();
         let none = |_: &Hash| false;
         let c = ctx(&e, &none, 0);

@@ -1224,16 +1224,9 @@ impl RunCtx {
             .await;
     }
 
-    /// Input `i`: read here, or fetched from its first reachable holder
-    /// (counted in the inbound transfers while it lasts when `count`; a
-    /// prefetch counts it from before its turn).
-    async fn input(
-        &self,
-        i: usize,
-        b: &BlobRef,
-        fetched: &mut u64,
-        count: bool,
-    ) -> Result<Vec<u8>, String> {
+    /// Input `i`: read here, or fetched (counted in the inbound transfers
+    /// while it lasts).
+    async fn input(&self, i: usize, b: &BlobRef, fetched: &mut u64) -> Result<Vec<u8>, String> {
         let store = self.store.clone();
         let hash = b.hash;
         let local = tokio::task::spawn_blocking(move || store.get_blob(&hash))
@@ -1243,7 +1236,12 @@ impl RunCtx {
         if let Some(body) = local {
             return Ok(body);
         }
-        let _pending = count.then(|| Pending::new(&self.inbound, 1));
+        let _pending = Pending::new(&self.inbound, 1);
+        self.fetch(i, b, fetched).await
+    }
+
+    /// Input `i` from its first reachable holder, verified chunk by chunk.
+    async fn fetch(&self, i: usize, b: &BlobRef, fetched: &mut u64) -> Result<Vec<u8>, String> {
         let holders = self.holders_rank.get(i).cloned().unwrap_or_default();
         let mut last = format!("input {} has no holder", b.hash);
         for h in holders.iter().filter(|h| **h != self.me) {
@@ -1313,7 +1311,7 @@ impl RunCtx {
                     return Err("aborted while fetching".into());
                 }
                 if let (Some(b), Some(slot)) = (spec.inputs.get(*i), bodies.get_mut(*i)) {
-                    *slot = Some(self.input(*i, b, &mut fetched, false).await?);
+                    *slot = Some(self.fetch(*i, b, &mut fetched).await?);
                 }
                 pending.done_one();
             }
@@ -1333,7 +1331,7 @@ impl RunCtx {
             match body {
                 Some(x) => all.push(x),
                 // Held here (or evicted since: then fetched now).
-                None => all.push(self.input(i, b, &mut fetched, true).await?),
+                None => all.push(self.input(i, b, &mut fetched).await?),
             }
         }
         let mut it = all.into_iter();
